@@ -1,0 +1,23 @@
+"""The HTTP API under /api/v1: each concept's module contributes its routes and operation records."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from certmon.api import agencies, incidents, sla
+from certmon.api.common import Api, json_response
+from certmon.api.openapi import document
+
+MODULES: tuple[Api, ...] = (agencies.api, incidents.api, sla.api)
+PUBLIC_PATHS = frozenset({"/api/v1/openapi.json"})
+
+
+def setup_routes(app: web.Application) -> None:
+    spec = document(op for module in MODULES for op in module.operations)
+
+    async def openapi(request: web.Request) -> web.Response:
+        return json_response(spec)
+
+    for module in MODULES:
+        app.router.add_routes(module.routes)
+    app.router.add_get("/api/v1/openapi.json", openapi)

@@ -1,0 +1,119 @@
+"""Monitored agencies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+
+from certmon import appkeys
+from certmon.api.common import Api, Param, connection, json_response, principal, read_model
+from certmon.auth import READ_ALL
+from certmon.db import Queries
+from certmon.errors import Conflict, Invalid, NotFound
+from certmon.models import Agency, AgencyIn, AgencyPatch
+
+api = Api()
+CODE = Param("code", "agency code", where="path", required=True)
+
+
+def agency_json(row: asyncpg.Record) -> dict[str, Any]:
+    return {
+        key: row[key] for key in ("code", "name", "name_th", "sector", "cii", "networks", "created_at", "updated_at")
+    }
+
+
+async def fetch_agency(conn: asyncpg.Connection, q: Queries, code: str) -> dict[str, Any]:
+    rows = await conn.fetch(q["agency_list"], code)
+    if not rows:
+        raise NotFound(f"no agency {code!r}")
+    return agency_json(rows[0])
+
+
+async def save_agency(conn: asyncpg.Connection, q: Queries, agency: AgencyIn, *, create: bool) -> dict[str, Any]:
+    async with conn.transaction():
+        values = (agency.code, agency.name, agency.name_th, agency.sector, agency.cii)
+        done = await conn.fetchval(q["agency_insert" if create else "agency_update"], *values)
+        if done is None:
+            raise (
+                Conflict(f"agency {agency.code!r} exists already") if create else NotFound(f"no agency {agency.code!r}")
+            )
+        await conn.execute(q["agency_networks_delete"], agency.code)
+        await conn.execute(q["agency_networks_insert"], agency.code, agency.networks)
+        return await fetch_agency(conn, q, agency.code)
+
+
+@api.operation(
+    "POST",
+    "/api/v1/agencies",
+    summary="Register an agency",
+    roles=("admin",),
+    body=AgencyIn,
+    response=Agency,
+    status=201,
+    responses={409: "the code exists already"},
+)
+async def create_agency(request: web.Request) -> web.Response:
+    principal(request).require("admin")
+    agency = await read_model(request, AgencyIn)
+    async with connection(request) as conn:
+        saved = await save_agency(conn, request.app[appkeys.QUERIES], agency, create=True)
+    return json_response(saved, status=201)
+
+
+@api.operation("GET", "/api/v1/agencies", summary="List agencies", roles=(*READ_ALL, "agency"))
+async def list_agencies(request: web.Request) -> web.Response:
+    caller = principal(request)
+    async with connection(request) as conn:
+        rows = await conn.fetch(request.app[appkeys.QUERIES]["agency_list"], caller.scope(None))
+    return json_response({"items": [agency_json(r) for r in rows]})
+
+
+@api.operation(
+    "GET", "/api/v1/agencies/{code}", summary="One agency", roles=(*READ_ALL, "agency"), response=Agency, params=(CODE,)
+)
+async def get_agency(request: web.Request) -> web.Response:
+    code = request.match_info["code"]
+    principal(request).scope(code)
+    async with connection(request) as conn:
+        return json_response(await fetch_agency(conn, request.app[appkeys.QUERIES], code))
+
+
+@api.operation(
+    "PUT",
+    "/api/v1/agencies/{code}",
+    summary="Replace an agency",
+    roles=("admin",),
+    body=AgencyIn,
+    response=Agency,
+    params=(CODE,),
+)
+async def put_agency(request: web.Request) -> web.Response:
+    principal(request).require("admin")
+    agency = await read_model(request, AgencyIn)
+    code = request.match_info["code"]
+    if agency.code != code:
+        raise Invalid("code", f"must match the URL ({code})")
+    async with connection(request) as conn:
+        return json_response(await save_agency(conn, request.app[appkeys.QUERIES], agency, create=False))
+
+
+@api.operation(
+    "PATCH",
+    "/api/v1/agencies/{code}",
+    summary="Change some fields of an agency",
+    roles=("admin",),
+    body=AgencyPatch,
+    response=Agency,
+    params=(CODE,),
+)
+async def patch_agency(request: web.Request) -> web.Response:
+    principal(request).require("admin")
+    patch = await read_model(request, AgencyPatch)
+    q = request.app[appkeys.QUERIES]
+    async with connection(request) as conn:
+        current = await fetch_agency(conn, q, request.match_info["code"])
+        fields = {name: current[name] for name in AgencyIn.model_fields}
+        merged = AgencyIn.model_validate({**fields, **patch.model_dump(exclude_none=True)})
+        return json_response(await save_agency(conn, q, merged, create=False))

@@ -1,0 +1,205 @@
+"""Incidents, their timelines and bulk ingest."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+from certmon import appkeys, bulk, incidents
+from certmon.api.common import (
+    Api,
+    Param,
+    aware_datetime,
+    choice,
+    connection,
+    json_response,
+    principal,
+    query,
+    read_model,
+)
+from certmon.auth import READ_ALL
+from certmon.errors import Invalid, NotFound, PayloadTooLarge
+from certmon.models import BulkResult, EventIn, IncidentIn, IncidentOut, IncidentPage
+from certmon.sla import SLA_STATES
+
+api = Api()
+WRITERS = ("admin", "analyst")
+MAX_BULK_BYTES = 50_000_000  # 10,000 lines of a few KiB each
+ID = Param("id", "incident id", {"type": "integer"}, required=True, where="path")
+
+
+def incident_id(request: web.Request) -> int:
+    try:
+        return int(request.match_info["id"])
+    except ValueError:
+        raise NotFound(f"no incident {request.match_info['id']!r}") from None
+
+
+def _metrics_ingested(request: web.Request, source: str, accepted: int) -> None:
+    metrics = request.app.get(appkeys.METRICS)
+    if metrics is not None and accepted:
+        metrics.ingested.labels(source=source).inc(accepted)
+
+
+@api.operation(
+    "POST",
+    "/api/v1/incidents",
+    summary="Record an incident (idempotent on source + external_id)",
+    roles=WRITERS,
+    body=IncidentIn,
+    response=IncidentOut,
+    status=201,
+    responses={
+        200: "the same incident was recorded before",
+        409: "the key exists with a different body",
+        422: "a field is invalid",
+    },
+)
+async def create_incident(request: web.Request) -> web.Response:
+    caller = principal(request)
+    caller.require(*WRITERS)
+    data = await read_model(request, IncidentIn)
+    app = request.app
+    policy = app[appkeys.POLICY]
+    async with connection(request) as conn:
+        row, created = await incidents.create(conn, app[appkeys.QUERIES], policy, data, caller.name)
+    if created:
+        _metrics_ingested(request, data.source, 1)
+    return json_response(incidents.to_json(row, policy, datetime.now(UTC)), status=201 if created else 200)
+
+
+@api.operation(
+    "POST",
+    "/api/v1/incidents/bulk",
+    summary="Record up to 10,000 incidents from NDJSON, one per line",
+    roles=WRITERS,
+    body=IncidentIn,
+    body_media="application/x-ndjson",
+    response=BulkResult,
+)
+async def bulk_incidents(request: web.Request) -> web.Response:
+    caller = principal(request)
+    caller.require(*WRITERS)
+    if request.content_length is not None and request.content_length > MAX_BULK_BYTES:
+        raise PayloadTooLarge(f"body larger than {MAX_BULK_BYTES} bytes")
+    lines = (await request.read()).splitlines()
+    if sum(1 for line in lines if line.strip()) > bulk.MAX_LINES:
+        raise PayloadTooLarge(f"more than {bulk.MAX_LINES} lines; split the file")
+    app = request.app
+    q = app[appkeys.QUERIES]
+    outcome = bulk.BulkOutcome()
+    async with connection(request) as conn:
+        agencies = {r["code"] for r in await conn.fetch(q["agency_codes"])}
+        rows = bulk.parse_lines(lines, app[appkeys.POLICY], agencies, caller.name, outcome)
+        await bulk.store(conn, q, rows, outcome)
+    _metrics_ingested(request, "bulk", outcome.accepted)
+    metrics = app.get(appkeys.METRICS)
+    if metrics is not None and outcome.rejected:
+        metrics.rejected.labels(source="bulk", reason="invalid").inc(len(outcome.rejected))
+    return json_response(outcome.as_json())
+
+
+@api.operation(
+    "GET",
+    "/api/v1/incidents/{id}",
+    summary="One incident with its timeline",
+    roles=(*READ_ALL, "agency"),
+    response=IncidentOut,
+    params=(ID,),
+)
+async def get_incident(request: web.Request) -> web.Response:
+    caller = principal(request)
+    app = request.app
+    q = app[appkeys.QUERIES]
+    async with connection(request) as conn:
+        row = await incidents.get(conn, q, incident_id(request))
+        if caller.role == "agency" and row["agency_code"] != caller.agency:
+            raise NotFound(f"no incident {row['id']}")  # do not reveal other agencies' incidents exist
+        timeline = await conn.fetch(q["incident_events"], row["id"])
+    return json_response(incidents.to_json(row, app[appkeys.POLICY], datetime.now(UTC), timeline))
+
+
+@api.operation(
+    "POST",
+    "/api/v1/incidents/{id}/events",
+    summary="Append a timeline event",
+    roles=WRITERS,
+    body=EventIn,
+    response=IncidentOut,
+    status=201,
+    params=(ID,),
+    responses={409: "the milestone is recorded already", 422: "a field is invalid"},
+)
+async def add_event(request: web.Request) -> web.Response:
+    caller = principal(request)
+    caller.require(*WRITERS)
+    event = await read_model(request, EventIn)
+    app = request.app
+    q = app[appkeys.QUERIES]
+    policy = app[appkeys.POLICY]
+    async with connection(request) as conn:
+        row = await incidents.add_event(conn, q, policy, incident_id(request), event, caller.name)
+        timeline = await conn.fetch(q["incident_events"], row["id"])
+    return json_response(incidents.to_json(row, policy, datetime.now(UTC), timeline), status=201)
+
+
+LIST_PARAMS = (
+    Param("agency", "agency code"),
+    Param("severity", "a severity of the policy"),
+    Param("state", "open or closed (resolved)", {"enum": ["open", "closed"]}),
+    Param("sla", "SLA state now", {"enum": list(SLA_STATES)}),
+    Param("since", "detected at or after (RFC 3339)", {"type": "string", "format": "date-time"}),
+    Param("until", "detected before (RFC 3339)", {"type": "string", "format": "date-time"}),
+    Param("limit", "page size, 1-1000 (default 100)", {"type": "integer"}),
+    Param("cursor", "next_cursor of the previous page"),
+)
+
+
+def _limit(raw: str) -> int:
+    value = int(raw)
+    if not 1 <= value <= 1000:
+        raise ValueError("must be between 1 and 1000")
+    return value
+
+
+@api.operation(
+    "GET",
+    "/api/v1/incidents",
+    summary="List incidents, newest first",
+    roles=(*READ_ALL, "agency"),
+    response=IncidentPage,
+    params=LIST_PARAMS,
+)
+async def list_incidents(request: web.Request) -> web.Response:
+    caller = principal(request)
+    app = request.app
+    policy = app[appkeys.POLICY]
+    agency = caller.scope(query(request, "agency"))
+    severity = query(request, "severity", choice(*policy.severities))
+    state = query(request, "state", choice("open", "closed"))
+    sla_state = query(request, "sla", choice(*SLA_STATES))
+    since = query(request, "since", aware_datetime)
+    until = query(request, "until", aware_datetime)
+    limit = query(request, "limit", _limit) or 100
+    cursor = request.query.get("cursor")
+    after = incidents.decode_cursor(cursor) if cursor else None
+    if isinstance(since, datetime) and isinstance(until, datetime) and until <= since:
+        raise Invalid("until", "must be later than since")
+    now = datetime.now(UTC)
+    async with connection(request) as conn:
+        rows = await conn.fetch(
+            app[appkeys.QUERIES]["incident_page"],
+            agency,
+            severity,
+            state,
+            sla_state,
+            now,
+            since,
+            until,
+            after,
+            int(limit) + 1,
+        )
+    page = rows[: int(limit)]
+    next_cursor = incidents.encode_cursor(page[-1]["id"]) if len(rows) > int(limit) else None
+    return json_response({"items": [incidents.to_json(r, policy, now) for r in page], "next_cursor": next_cursor})

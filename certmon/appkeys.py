@@ -1,0 +1,40 @@
+"""Typed keys for everything the application holds; the one place that lists its state."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+from aiohttp import web
+
+from certmon.auth import Principal, TokenCache
+from certmon.db import Queries
+from certmon.policy import Policy
+from certmon.settings import Settings
+
+if TYPE_CHECKING:
+    from certmon.metrics import Metrics
+
+SETTINGS = web.AppKey("settings", Settings)
+POLICY = web.AppKey("policy", Policy)
+QUERIES = web.AppKey("queries", Queries)
+POOL = web.AppKey("pool", asyncpg.Pool)
+TOKENS = web.AppKey("tokens", TokenCache)
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+SCHEDULER = web.AppKey("scheduler", Any)  # apscheduler's AsyncIOScheduler is untyped
+
+PRINCIPAL = web.RequestKey("principal", Principal)  # who is calling
+REQUEST_ID = web.RequestKey("request_id", str)
+
+__all__ = [
+    "METRICS",
+    "POLICY",
+    "POOL",
+    "PRINCIPAL",
+    "QUERIES",
+    "REQUEST_ID",
+    "SCHEDULER",
+    "SETTINGS",
+    "TOKENS",
+    "Principal",
+]

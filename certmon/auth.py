@@ -1,0 +1,86 @@
+"""Bearer tokens: random, stored as SHA-256 hashes, revocable, each with a role."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass
+
+import asyncpg
+
+from certmon.db import Queries
+from certmon.errors import Conflict, Forbidden, Invalid
+
+TOKEN_PREFIX = "certmon_"
+ROLES = ("admin", "analyst", "auditor", "agency")
+READ_ALL = ("admin", "analyst", "auditor")
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    name: str
+    role: str
+    agency: str | None = None
+
+    def require(self, *roles: str) -> None:
+        if self.role not in roles:
+            raise Forbidden(f"role {self.role!r} may not do this; needs one of: {', '.join(roles)}")
+
+    def scope(self, agency: str | None) -> str | None:
+        """The agency a read is limited to: an agency token sees only its own."""
+        if self.role != "agency":
+            return agency
+        if agency is not None and agency != self.agency:
+            raise Forbidden(f"token {self.name!r} may only read agency {self.agency}")
+        return self.agency
+
+
+def generate_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def default_token_name(role: str) -> str:
+    return f"{role}-{secrets.token_hex(3)}"
+
+
+def hash_token(token: str) -> bytes:
+    # Tokens carry 256 bits of randomness, so a plain hash is enough; no salt or slow KDF is needed.
+    return hashlib.sha256(token.encode()).digest()
+
+
+async def create_token(conn: asyncpg.Connection, q: Queries, name: str, role: str, agency: str | None) -> str:
+    if role not in ROLES:
+        raise Invalid("role", f"must be one of {', '.join(ROLES)}")
+    if (role == "agency") != (agency is not None):
+        raise Invalid("agency", "is required for role agency and only allowed with it")
+    token = generate_token()
+    try:
+        created = await conn.fetchval(q["token_insert"], name, role, agency, hash_token(token))
+    except asyncpg.ForeignKeyViolationError:
+        raise Invalid("agency", f"unknown agency {agency!r}") from None
+    if created is None:
+        raise Conflict(f"a token named {name!r} exists already")
+    return token
+
+
+class TokenCache:
+    """Remembers verified tokens briefly so a request does not always cost a lookup."""
+
+    def __init__(self, ttl_seconds: float) -> None:
+        self._ttl = ttl_seconds
+        self._entries: dict[bytes, tuple[float, Principal | None]] = {}
+
+    async def resolve(self, conn_factory: asyncpg.Pool, q: Queries, token: str) -> Principal | None:
+        digest = hash_token(token)
+        now = time.monotonic()
+        hit = self._entries.get(digest)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        row = await conn_factory.fetchrow(q["token_by_hash"], digest)
+        principal = None if row is None else Principal(row["name"], row["role"], row["agency_code"])
+        if self._ttl > 0:
+            if len(self._entries) > 10_000:  # bounded: random bad tokens must not grow memory
+                self._entries.clear()
+            self._entries[digest] = (now + self._ttl, principal)
+        return principal

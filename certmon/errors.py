@@ -1,0 +1,61 @@
+"""The certmon error family; the HTTP layer maps each to one status code in one place."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class CertmonError(Exception):
+    status = 500
+    title = "Internal error"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+
+class BadRequest(CertmonError):
+    status = 400
+    title = "Bad request"
+
+
+class Unauthorized(CertmonError):
+    status = 401
+    title = "Unauthorized"
+
+
+class Forbidden(CertmonError):
+    status = 403
+    title = "Forbidden"
+
+
+class NotFound(CertmonError):
+    status = 404
+    title = "Not found"
+
+
+class Conflict(CertmonError):
+    status = 409
+    title = "Conflict"
+
+
+class PayloadTooLarge(CertmonError):
+    status = 413
+    title = "Payload too large"
+
+
+class Invalid(CertmonError):
+    """A request that parsed but breaks a rule; ``field`` names the offending member."""
+
+    status = 422
+    title = "Unprocessable entity"
+
+    def __init__(self, field: str, detail: str) -> None:
+        super().__init__(f"{field}: {detail}", errors=[{"field": field, "message": detail}])
+        self.field = field
+
+
+class DatabaseUnavailable(CertmonError):
+    status = 503
+    title = "Service unavailable"

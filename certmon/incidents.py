@@ -1,0 +1,253 @@
+"""Incidents and their timelines: creation, events, corrections, and the derived SLA clock."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from certmon.db import Queries
+from certmon.errors import Conflict, Invalid, NotFound
+from certmon.models import MILESTONES, EventIn, IncidentIn
+from certmon.policy import Policy
+from certmon.sla import Clock, Milestones, compute_clock, elapsed_seconds, state_at
+
+ALL_MILESTONES = ("detected", *MILESTONES)
+
+
+def body_hash(data: IncidentIn) -> str:
+    """A fingerprint of what the sender said, independent of key order and timestamp offsets."""
+    canonical = {
+        key: value.astimezone(UTC).isoformat() if isinstance(value, datetime) else value
+        for key, value in data.model_dump().items()
+    }
+    return hashlib.sha256(json.dumps(canonical, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def check_severity(policy: Policy, severity: str) -> None:
+    if severity not in policy.severities:
+        raise Invalid("severity", f"must be one of {', '.join(policy.severities)}")
+
+
+def clock_for(policy: Policy, severity: str, milestones: Mapping[str, datetime | None]) -> Clock:
+    detected = milestones["detected"]
+    assert detected is not None
+    m = Milestones(
+        detected=detected,
+        analysed=milestones.get("analysed"),
+        notified=milestones.get("notified"),
+        acknowledged=milestones.get("acknowledged"),
+        contained=milestones.get("contained"),
+        resolved=milestones.get("resolved"),
+    )
+    return compute_clock(m, policy.severities[severity], policy.calendar_for(severity), policy.at_risk_fraction)
+
+
+def clock_values(clock: Clock) -> tuple[Any, ...]:
+    return (clock.start, clock.at_risk_at, clock.due_at, clock.stopped_at, clock.delay_seconds)
+
+
+def insert_args(policy: Policy, data: IncidentIn, actor: str) -> tuple[Any, ...]:
+    """The values of one incidents row, in the column order of incident_insert and incident_stage."""
+    check_severity(policy, data.severity)
+    milestones = {name: getattr(data, f"{name}_at") for name in ALL_MILESTONES}
+    clock = clock_for(policy, data.severity, milestones)
+    return (
+        data.agency,
+        data.title,
+        data.severity,
+        data.category,
+        data.tlp,
+        data.description,
+        data.source,
+        data.external_id,
+        body_hash(data),
+        *(milestones[name] for name in ALL_MILESTONES),
+        *clock_values(clock),
+        policy.fingerprint(),
+        actor,
+    )
+
+
+async def create(
+    conn: asyncpg.Connection, q: Queries, policy: Policy, data: IncidentIn, actor: str
+) -> tuple[asyncpg.Record, bool]:
+    """Store an incident; returns it and whether it is new. The same key with another body is a conflict."""
+    args = insert_args(policy, data, actor)
+    try:
+        row = await conn.fetchrow(q["incident_insert"], *args)
+    except asyncpg.ForeignKeyViolationError:
+        raise Invalid("agency", f"unknown agency {data.agency!r}") from None
+    if row is not None:
+        return row, True
+    existing = await conn.fetchrow(q["incident_by_key"], data.source, data.external_id)
+    if existing is None:  # deleted between the two statements: cannot happen, incidents are never deleted
+        raise Conflict("the incident key was taken concurrently; retry")
+    if existing["body_hash"] != args[8]:
+        raise Conflict(
+            f"source {data.source!r} external_id {data.external_id!r} exists with a different body",
+            incident_id=existing["id"],
+        )
+    return existing, False
+
+
+async def get(conn: asyncpg.Connection, q: Queries, incident_id: int) -> asyncpg.Record:
+    row = await conn.fetchrow(q["incident_by_id"], incident_id)
+    if row is None:
+        raise NotFound(f"no incident {incident_id}")
+    return row
+
+
+async def add_event(
+    conn: asyncpg.Connection, q: Queries, policy: Policy, incident_id: int, event: EventIn, actor: str
+) -> asyncpg.Record:
+    """Append an event to the timeline and bring the milestones and clock up to date, atomically."""
+    now = datetime.now(UTC)
+    at = event.at or now
+    async with conn.transaction():
+        row = await conn.fetchrow(q["incident_for_update"], incident_id)
+        if row is None:
+            raise NotFound(f"no incident {incident_id}")
+        milestones: dict[str, datetime | None] = {name: row[f"{name}_at"] for name in ALL_MILESTONES}
+        excluded, reason = row["excluded"], row["exclusion_reason"]
+        milestone: str | None = None
+        if event.type in MILESTONES:
+            milestone = event.type
+            if milestones[milestone] is not None:
+                raise Conflict(f"{milestone} is already recorded; send a correction with a reason to change it")
+            milestones[milestone] = at
+        elif event.type == "correction":
+            milestone = event.milestone
+            assert milestone is not None
+            milestones[milestone] = at
+        elif event.type == "reopened":
+            if milestones["resolved"] is None:
+                raise Conflict("the incident is not resolved")
+            milestones["resolved"] = None
+        elif event.type == "excluded":
+            excluded, reason = True, event.reason
+        elif event.type == "included":
+            excluded, reason = False, None
+        _check_order(milestones)
+        clock = clock_for(policy, row["severity"], milestones)
+        await conn.execute(
+            q["incident_event_insert"], incident_id, event.type, milestone, at, event.note, event.reason, actor
+        )
+        updated: asyncpg.Record | None = await conn.fetchrow(
+            q["incident_update_state"],
+            incident_id,
+            *(milestones[name] for name in ALL_MILESTONES),
+            excluded,
+            reason,
+            *clock_values(clock),
+            policy.fingerprint(),
+        )
+        assert updated is not None  # the row is locked above
+        return updated
+
+
+def _check_order(milestones: Mapping[str, datetime | None]) -> None:
+    detected = milestones["detected"]
+    assert detected is not None
+    for name in MILESTONES:
+        at = milestones[name]
+        if at is not None and at < detected:
+            raise Invalid("at", f"{name} would be earlier than detected ({detected.isoformat()})")
+
+
+async def recompute_stale(conn: asyncpg.Connection, q: Queries, policy: Policy, batch: int = 1000) -> int:
+    """Recompute the clock columns of incidents stored under another policy; returns how many."""
+    fingerprint = policy.fingerprint()
+    done = 0
+    while rows := await conn.fetch(q["incidents_stale_policy"], fingerprint, batch):
+        updates = []
+        for row in rows:
+            severity = row["severity"]
+            milestones = {name: row[f"{name}_at"] for name in ALL_MILESTONES}
+            clock = (
+                clock_for(policy, severity, milestones)
+                if severity in policy.severities
+                else Clock(None, None, None, None, None)
+            )
+            updates.append(
+                (
+                    row["id"],
+                    *(milestones[n] for n in ALL_MILESTONES),
+                    row["excluded"],
+                    row["exclusion_reason"],
+                    *clock_values(clock),
+                    fingerprint,
+                )
+            )
+        await conn.executemany(q["incident_update_state"], updates)
+        done += len(rows)
+    return done
+
+
+def to_json(
+    row: asyncpg.Record, policy: Policy, now: datetime, timeline: list[asyncpg.Record] | None = None
+) -> dict[str, Any]:
+    clock = Clock(row["clock_start"], row["at_risk_at"], row["due_at"], row["stopped_at"], row["delay_seconds"])
+    calendar = policy.calendar_for(row["severity"]) if row["severity"] in policy.severities else None
+    out: dict[str, Any] = {
+        "id": row["id"],
+        "agency": row["agency_code"],
+        "title": row["title"],
+        "severity": row["severity"],
+        "category": row["category"],
+        "tlp": row["tlp"],
+        "description": row["description"],
+        "source": row["source"],
+        "external_id": row["external_id"],
+        **{f"{name}_at": _iso(row[f"{name}_at"]) for name in ALL_MILESTONES},
+        "excluded": row["excluded"],
+        "exclusion_reason": row["exclusion_reason"],
+        "created_by": row["created_by"],
+        "created_at": _iso(row["created_at"]),
+        "sla": {
+            "clock_start": _iso(clock.start),
+            "due_at": _iso(clock.due_at),
+            "stopped_at": _iso(clock.stopped_at),
+            "elapsed_seconds": None if calendar is None else elapsed_seconds(clock, now, calendar),
+            "state": state_at(clock, now, row["excluded"]),
+        },
+    }
+    if timeline is not None:
+        out["timeline"] = [
+            {
+                "id": e["id"],
+                "type": e["type"],
+                "milestone": e["milestone"],
+                "at": _iso(e["at"]),
+                "note": e["note"],
+                "reason": e["reason"],
+                "actor": e["actor"],
+                "recorded_at": _iso(e["recorded_at"]),
+            }
+            for e in timeline
+        ]
+    return out
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def encode_cursor(last_id: int) -> str:
+    return base64.urlsafe_b64encode(f"id:{last_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        prefix, _, value = raw.partition(":")
+        if prefix != "id":
+            raise ValueError
+        return int(value)
+    except ValueError:
+        raise Invalid("cursor", "is not a cursor this service issued") from None

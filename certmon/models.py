@@ -1,0 +1,245 @@
+"""Request and response models; they validate input and generate the OpenAPI document."""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from certmon.taxonomy import SECTORS, TLP_LABELS, rsit_categories
+
+MAX_CLOCK_SKEW = timedelta(minutes=5)  # sensors' clocks drift; anything further ahead is a mistake
+MILESTONES = ("analysed", "notified", "acknowledged", "contained", "resolved")
+Milestone = Literal["analysed", "notified", "acknowledged", "contained", "resolved"]
+CorrectableMilestone = Literal["detected", "analysed", "notified", "acknowledged", "contained", "resolved"]
+EventType = Literal[
+    "analysed",
+    "notified",
+    "acknowledged",
+    "contained",
+    "resolved",
+    "reopened",
+    "excluded",
+    "included",
+    "comment",
+    "correction",
+]
+Role = Literal["admin", "analyst", "auditor", "agency"]
+Sector = Literal[
+    "national-security",
+    "public-services",
+    "banking-finance",
+    "it-telecom",
+    "transport-logistics",
+    "energy-utilities",
+    "public-health",
+    "other-cii",
+    "government",
+]
+assert set(SECTORS) == set(Sector.__args__)  # type: ignore[attr-defined]
+Tlp = Literal["TLP:RED", "TLP:AMBER+STRICT", "TLP:AMBER", "TLP:GREEN", "TLP:CLEAR"]
+assert set(TLP_LABELS) == set(Tlp.__args__)  # type: ignore[attr-defined]
+
+
+def _not_in_future(value: datetime) -> datetime:
+    if value > datetime.now(UTC) + MAX_CLOCK_SKEW:
+        raise ValueError("is more than 5 minutes in the future")
+    return value
+
+
+def _rsit(value: str) -> str:
+    if value not in rsit_categories():
+        raise ValueError("is not an RSIT class/type such as malicious-code/c2-server or fraud/phishing")
+    return value
+
+
+def _cidr(value: str) -> str:
+    try:
+        return str(ipaddress.ip_network(value, strict=True))
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not a network in CIDR notation ({exc})") from None
+
+
+PastTime = Annotated[AwareDatetime, AfterValidator(_not_in_future)]
+Category = Annotated[str, AfterValidator(_rsit)]
+Cidr = Annotated[str, AfterValidator(_cidr)]
+AgencyCode = Annotated[str, Field(pattern=r"^[A-Z0-9][A-Z0-9_-]{0,31}$", examples=["MOF"])]
+Text = Annotated[str, Field(min_length=1, max_length=500)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class AgencyIn(Strict):
+    code: AgencyCode
+    name: Text
+    name_th: Annotated[str, Field(max_length=500)] = ""
+    sector: Sector = "government"
+    cii: bool = False
+    networks: list[Cidr] = Field(default_factory=list, max_length=1000)
+
+
+class AgencyPatch(Strict):
+    name: Text | None = None
+    name_th: Annotated[str, Field(max_length=500)] | None = None
+    sector: Sector | None = None
+    cii: bool | None = None
+    networks: list[Cidr] | None = Field(default=None, max_length=1000)
+
+
+class Agency(AgencyIn):
+    created_at: datetime
+    updated_at: datetime
+
+
+class IncidentIn(Strict):
+    agency: AgencyCode
+    title: Text
+    severity: str = Field(description="one of the policy's severities, by default critical, high, medium, low")
+    category: Category = Field(description="RSIT class/type", examples=["malicious-code/c2-server"])
+    detected_at: PastTime
+    source: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[a-z0-9][a-z0-9_.:-]*$")] = "api"
+    external_id: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    tlp: Tlp | None = None
+    description: Annotated[str, Field(max_length=20000)] | None = None
+    analysed_at: PastTime | None = None
+    notified_at: PastTime | None = None
+    acknowledged_at: PastTime | None = None
+    contained_at: PastTime | None = None
+    resolved_at: PastTime | None = None
+
+    @model_validator(mode="after")
+    def _milestones_follow_detection(self) -> IncidentIn:
+        for name in MILESTONES:
+            at: datetime | None = getattr(self, f"{name}_at")
+            if at is not None and at < self.detected_at:
+                raise ValueError(f"{name}_at: is earlier than detected_at")
+        return self
+
+
+class EventIn(Strict):
+    type: EventType
+    at: PastTime | None = Field(default=None, description="when it happened; the server's time when omitted")
+    note: Annotated[str, Field(max_length=20000)] | None = None
+    reason: Annotated[str, Field(min_length=1, max_length=2000)] | None = None
+    milestone: CorrectableMilestone | None = Field(default=None, description="with type correction: which one")
+
+    @model_validator(mode="after")
+    def _shape(self) -> EventIn:
+        if self.type in ("correction", "excluded") and not self.reason:
+            raise ValueError(f"reason: is required for a {self.type} event")
+        if self.type == "correction" and self.milestone is None:
+            raise ValueError("milestone: is required for a correction event")
+        if self.type == "correction" and self.at is None:
+            raise ValueError("at: is required for a correction event")
+        if self.type != "correction" and self.milestone is not None:
+            raise ValueError("milestone: is only allowed with a correction event")
+        return self
+
+
+class SlaOut(BaseModel):
+    clock_start: datetime | None
+    due_at: datetime | None
+    stopped_at: datetime | None
+    elapsed_seconds: float | None
+    state: Literal["pending", "at_risk", "breached", "met", "excluded", "no_clock"]
+
+
+class EventOut(BaseModel):
+    id: int
+    type: str
+    milestone: str | None
+    at: datetime
+    note: str | None
+    reason: str | None
+    actor: str
+    recorded_at: datetime
+
+
+class IncidentOut(BaseModel):
+    id: int
+    agency: str
+    title: str
+    severity: str
+    category: str
+    tlp: str | None
+    description: str | None
+    source: str
+    external_id: str | None
+    detected_at: datetime
+    analysed_at: datetime | None
+    notified_at: datetime | None
+    acknowledged_at: datetime | None
+    contained_at: datetime | None
+    resolved_at: datetime | None
+    excluded: bool
+    exclusion_reason: str | None
+    created_by: str
+    created_at: datetime
+    sla: SlaOut
+    timeline: list[EventOut] | None = None
+
+
+class IncidentPage(BaseModel):
+    items: list[IncidentOut]
+    next_cursor: str | None
+
+
+class BulkResult(BaseModel):
+    accepted: int
+    duplicates: int
+    rejected: list[dict[str, Any]]
+
+
+class Latency(BaseModel):
+    p50: float | None
+    p90: float | None
+    p95: float | None
+    max: float | None
+
+
+class FiguresOut(BaseModel):
+    total: int
+    met: int
+    breached: int
+    pending: int
+    at_risk: int
+    excluded: int
+    no_clock: int
+    compliance: float | None
+    shortfall: float | None
+    status: Literal["green", "yellow", "red"] | None
+    latency_seconds: Latency
+
+
+class GroupOut(FiguresOut):
+    key: str
+
+
+class PeriodOut(BaseModel):
+    label: str
+    start: datetime
+    end: datetime
+
+
+class SlaReport(FiguresOut):
+    period: PeriodOut
+    target: float
+    groups: list[GroupOut]
+
+
+class Problem(BaseModel):
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    errors: list[dict[str, Any]] | None = None
+
+
+class TokenIn(Strict):
+    name: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$")]
+    role: Role
+    agency: AgencyCode | None = None

@@ -1,0 +1,126 @@
+"""Service settings, read once from ``CERTMON_*`` environment variables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+class SettingsError(ValueError):
+    """A ``CERTMON_*`` variable holds a value certmon cannot use; the message names it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str | None = None
+    data_dir: Path = Path("certmon-data")
+    host: str = "127.0.0.1"
+    port: int = 8080
+    policy_path: Path | None = None
+    log_format: str = "auto"  # auto: console on a TTY, JSON otherwise
+    log_level: str = "info"
+    pool_min: int = 1
+    pool_max: int = 10
+    db_timeout_seconds: float = 5.0  # a query slower than this is treated as an outage, not a hang
+    retry_after_seconds: int = 5  # told to clients while the database is unreachable
+    token_cache_seconds: float = 2.0  # a revoked token stops working within this many seconds
+    metrics_refresh_seconds: float = 15.0  # Prometheus scrapes every 15 s by default
+    sweep_seconds: float = 60.0
+    scheduler_enabled: bool = True
+    export_dir: Path | None = None
+    export_hour: int = 1  # Bangkok hour on the 1st of the month when last month's export runs
+    signing_key_path: Path | None = None
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def effective_signing_key_path(self) -> Path:
+        return self.signing_key_path or self.data_dir / "export-signing-key.pem"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+
+        def get(name: str, convert: Callable[[str], T], default: T) -> T:
+            raw = env.get(f"CERTMON_{name}")
+            if raw is None or raw == "":
+                return default
+            try:
+                return convert(raw)
+            except ValueError as exc:
+                raise SettingsError(f"CERTMON_{name}={raw!r}: {exc}") from None
+
+        def choice(*allowed: str) -> Callable[[str], str]:
+            def convert(raw: str) -> str:
+                value = raw.strip().lower()
+                if value not in allowed:
+                    raise ValueError(f"must be one of {', '.join(allowed)}")
+                return value
+
+            return convert
+
+        def positive(convert: Callable[[str], T]) -> Callable[[str], T]:
+            def check(raw: str) -> T:
+                value = convert(raw)
+                if value <= 0:  # type: ignore[operator]
+                    raise ValueError("must be greater than zero")
+                return value
+
+            return check
+
+        def port(raw: str) -> int:
+            value = int(raw)
+            if not 0 <= value <= 65535:
+                raise ValueError("must be a TCP port, 0-65535")
+            return value
+
+        def boolean(raw: str) -> bool:
+            value = raw.strip().lower()
+            if value in {"1", "true", "yes", "on"}:
+                return True
+            if value in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError("must be true or false")
+
+        def url(raw: str) -> str:
+            if not raw.startswith(("postgresql://", "postgres://")):
+                raise ValueError("must be a postgresql:// URL")
+            return raw
+
+        def hour(raw: str) -> int:
+            value = int(raw)
+            if not 0 <= value <= 23:
+                raise ValueError("must be an hour, 0-23")
+            return value
+
+        def existing_file(raw: str) -> Path:
+            path = Path(raw)
+            if not path.is_file():
+                raise ValueError("no such file")
+            return path
+
+        pool_max = get("DB_POOL_MAX", positive(int), 10)
+        return cls(
+            database_url=get("DATABASE_URL", url, None),
+            data_dir=get("DATA_DIR", Path, Path("certmon-data")),
+            host=get("HOST", str, "127.0.0.1"),
+            port=get("PORT", port, 8080),
+            policy_path=get("POLICY", existing_file, None),
+            log_format=get("LOG_FORMAT", choice("auto", "json", "console"), "auto"),
+            log_level=get("LOG_LEVEL", choice("debug", "info", "warning", "error"), "info"),
+            pool_min=min(get("DB_POOL_MIN", positive(int), 1), pool_max),
+            pool_max=pool_max,
+            db_timeout_seconds=get("DB_TIMEOUT_SECONDS", positive(float), 5.0),
+            retry_after_seconds=get("RETRY_AFTER_SECONDS", positive(int), 5),
+            token_cache_seconds=get("TOKEN_CACHE_SECONDS", float, 2.0),
+            metrics_refresh_seconds=get("METRICS_REFRESH_SECONDS", positive(float), 15.0),
+            sweep_seconds=get("SWEEP_SECONDS", positive(float), 60.0),
+            scheduler_enabled=get("SCHEDULER", boolean, True),
+            export_dir=get("EXPORT_DIR", Path, None),
+            export_hour=get("EXPORT_HOUR", hour, 1),
+            signing_key_path=get("SIGNING_KEY", Path, None),
+        )

@@ -1,0 +1,143 @@
+"""Policy defaults, the TOML policy file, and errors that name the offending key."""
+
+import tomllib
+from datetime import time
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from certmon.calendars import Always, BusinessHours
+from certmon.policy import DEFAULT_POLICY_PATH, CalendarPolicy, Policy, PolicyError, SeverityPolicy, load_policy
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "policy.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_python_defaults_equal_the_shipped_default_policy_file() -> None:
+    """certmon/default_policy.toml and Policy() describe the same policy, severities in the same order."""
+    from_file = load_policy(DEFAULT_POLICY_PATH)
+    assert from_file == Policy() == load_policy(None)
+    assert from_file.fingerprint() == Policy().fingerprint()
+    assert list(from_file.severities) == list(Policy().severities) == ["critical", "high", "medium", "low"]
+
+
+def test_default_policy_file_spells_out_every_key() -> None:
+    """Every top-level key and every business-calendar key appears in the shipped file, so users see them all."""
+    raw = tomllib.loads(DEFAULT_POLICY_PATH.read_text(encoding="utf-8"))
+    assert set(raw) == set(Policy.model_fields)
+    assert set(raw["calendars"]["business"]) == set(CalendarPolicy.model_fields)
+    assert set(raw["severities"]["critical"]) == set(SeverityPolicy.model_fields)
+
+
+def test_defaults_are_one_hour_detection_to_notification_in_bangkok() -> None:
+    """Each default severity has a 1-hour, detected-to-notified, 24x7 clock; the target is 96 %."""
+    policy = Policy()
+    assert policy.tz == ZoneInfo("Asia/Bangkok")
+    assert policy.compliance_target == 0.96
+    for severity in policy.severities.values():
+        assert severity == SeverityPolicy(target_seconds=3600, start="detected", stop="notified", calendar="24x7")
+    assert policy.calendars["business"] == CalendarPolicy(
+        kind="business", weekdays=(0, 1, 2, 3, 4), opens=time(8, 30), closes=time(17, 30), holidays="TH"
+    )
+
+
+def test_toml_severities_replace_the_default_set_and_can_start_at_analysis(tmp_path: Path) -> None:
+    """A file listing its own severities, one clocked from analysis as in the FY2564 report, gets exactly those."""
+    policy = load_policy(
+        write(
+            tmp_path,
+            """
+compliance_target = 0.96
+
+[severities.alert]
+target_seconds = 3600
+start = "analysed"
+
+[severities.coordination]
+target_seconds = 21600
+stop = "notified+contained"
+calendar = "business"
+
+[calendars.business]
+kind = "business"
+opens = 09:00:00
+closes = "18:00"
+holidays = ""
+""",
+        )
+    )
+    assert list(policy.severities) == ["alert", "coordination"]
+    assert policy.severities["alert"].start == "analysed"
+    assert policy.severities["alert"].stop == "notified"
+    assert policy.severities["coordination"].stop == "notified+contained"
+    business = policy.calendars["business"]
+    assert (business.opens, business.closes, business.holidays) == (time(9), time(18), None)
+    assert "24x7" in policy.calendars
+    assert isinstance(policy.calendar_for("alert"), Always)
+    calendar = policy.calendar_for("coordination")
+    assert isinstance(calendar, BusinessHours)
+    assert calendar is policy.calendar_for("coordination")
+
+
+def test_equal_policies_have_equal_fingerprints_and_different_ones_differ() -> None:
+    """The fingerprint ignores severity key order but changes with any value."""
+    a = Policy(severities={"high": SeverityPolicy(), "low": SeverityPolicy(target_seconds=7200)})
+    b = Policy(severities={"low": SeverityPolicy(target_seconds=7200), "high": SeverityPolicy()})
+    c = Policy(severities={"high": SeverityPolicy(), "low": SeverityPolicy(target_seconds=7201)})
+    assert a.fingerprint() == b.fingerprint()
+    assert a.fingerprint() != c.fingerprint()
+    assert len(a.fingerprint()) == 64
+
+
+@pytest.mark.parametrize(
+    ("toml", "key"),
+    [
+        ("[severities.high]\ntarget_seconds = 0", "severities.high.target_seconds"),
+        ("[severities.high]\ntarget_seconds = 3600.5", "severities.high.target_seconds"),
+        ('[severities.high]\nstart = "notified"', "severities.high.start"),
+        ('[severities.high]\nstop = "resolved"', "severities.high.stop"),
+        ('[severities.high]\ncalendar = "office"', "severities.high.calendar"),
+        ("[severities.high]\ntarget_secs = 60", "severities.high.target_secs"),
+        ("compliance_target = 1.5", "compliance_target"),
+        ("compliance_target = 0", "compliance_target"),
+        ("at_risk_fraction = 1.0", "at_risk_fraction"),
+        ('timezone = "Asia/Bankok"', "timezone"),
+        ("green_max_shortfall = 0.3\nyellow_max_shortfall = 0.2", "yellow_max_shortfall"),
+        ("[calendars.business]\nweekdays = [0, 7]", "calendars.business.weekdays"),
+        ('[calendars.business]\nkind = "business"\nopens = "18:00"\nclosed = "08:00"', "calendars.business.closed"),
+        ('[calendars.business]\nkind = "business"\nopens = "18:00"', "calendars.business"),
+        ('[calendars.business]\nholidays = "XX"', "calendars.business.holidays"),
+        ("unknown = 1", "unknown"),
+    ],
+)
+def test_bad_policy_value_raises_policy_error_naming_key_and_file(tmp_path: Path, toml: str, key: str) -> None:
+    """Each invalid value is reported with its dotted key path and the file it came from."""
+    path = write(tmp_path, toml)
+    with pytest.raises(PolicyError) as excinfo:
+        load_policy(path)
+    message = str(excinfo.value)
+    assert f"{key}:" in message or f"{key}." in message
+    assert str(path) in message
+
+
+def test_unparsable_toml_raises_policy_error(tmp_path: Path) -> None:
+    """A syntax error is a PolicyError naming the file, not a raw TOMLDecodeError."""
+    path = write(tmp_path, "compliance_target = \n")
+    with pytest.raises(PolicyError, match="invalid TOML"):
+        load_policy(path)
+
+
+def test_missing_policy_file_raises_policy_error(tmp_path: Path) -> None:
+    """A path that does not exist is a PolicyError naming it."""
+    path = tmp_path / "absent.toml"
+    with pytest.raises(PolicyError, match=r"absent\.toml"):
+        load_policy(path)
+
+
+def test_policy_error_is_a_value_error() -> None:
+    """Callers that catch ValueError also catch policy problems."""
+    assert issubclass(PolicyError, ValueError)
