@@ -103,10 +103,8 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("send Authorization: Bearer <token>")
     app = request.app
-    try:
-        caller = await app[appkeys.TOKENS].resolve(app[appkeys.POOL], app[appkeys.QUERIES], token.strip())
-    except db.OUTAGE_ERRORS as exc:
-        raise DatabaseUnavailable(f"database unavailable: {type(exc).__name__}") from exc
+    timeout = app[appkeys.SETTINGS].db_timeout_seconds
+    caller = await app[appkeys.TOKENS].resolve(app[appkeys.POOL], app[appkeys.QUERIES], token.strip(), timeout)
     if caller is None:
         raise Unauthorized("unknown or revoked token")
     request[appkeys.PRINCIPAL] = caller

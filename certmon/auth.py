@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from certmon.db import Queries
+from certmon.db import Queries, connection
 from certmon.errors import Conflict, Forbidden, Invalid
 
 TOKEN_PREFIX = "certmon_"
@@ -71,13 +71,14 @@ class TokenCache:
         self._ttl = ttl_seconds
         self._entries: dict[bytes, tuple[float, Principal | None]] = {}
 
-    async def resolve(self, conn_factory: asyncpg.Pool, q: Queries, token: str) -> Principal | None:
+    async def resolve(self, pool: asyncpg.Pool, q: Queries, token: str, timeout: float) -> Principal | None:
         digest = hash_token(token)
         now = time.monotonic()
         hit = self._entries.get(digest)
         if hit is not None and hit[0] > now:
             return hit[1]
-        row = await conn_factory.fetchrow(q["token_by_hash"], digest)
+        async with connection(pool, timeout) as conn:
+            row = await conn.fetchrow(q["token_by_hash"], digest)
         principal = None if row is None else Principal(row["name"], row["role"], row["agency_code"])
         if self._ttl > 0:
             if len(self._entries) > 10_000:  # bounded: random bad tokens must not grow memory

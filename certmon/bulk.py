@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,16 +13,21 @@ import pydantic
 
 from certmon.db import Queries
 from certmon.errors import CertmonError
-from certmon.incidents import insert_args
+from certmon.incidents import Clocks
 from certmon.models import IncidentIn
 from certmon.policy import Policy
 
 MAX_LINES = 10_000
-STAGE_COLUMNS = (
-    "line", "agency_code", "title", "severity", "category", "tlp", "description", "source", "external_id",
+CHUNK_LINES = 2_000  # parsing of one chunk overlaps the database's work on the previous one
+MAX_ATTEMPTS = 3  # a key inserted concurrently between our check and our COPY makes us start over
+INCIDENT_COLUMNS = (
+    "agency_code", "title", "severity", "category", "tlp", "description", "source", "external_id",
     "body_hash", "detected_at", "analysed_at", "notified_at", "acknowledged_at", "contained_at", "resolved_at",
     "clock_start", "at_risk_at", "due_at", "stopped_at", "delay_seconds", "policy_hash", "created_by",
 )  # fmt: skip
+_SOURCE, _EXTERNAL_ID, _HASH = 7, 8, 9  # positions in a parsed row (line number first)
+
+Row = tuple[Any, ...]  # (line number, *INCIDENT_COLUMNS values)
 
 
 @dataclass(slots=True)
@@ -37,25 +43,26 @@ class BulkOutcome:
 def describe(error: pydantic.ValidationError) -> str:
     parts = []
     for e in error.errors():
-        where = ".".join(str(p) for p in e["loc"]) or "body"
+        where = ".".join(str(p) for p in e["loc"])
         message = e["msg"].removeprefix("Value error, ")
-        parts.append(f"{where}: {message}")
+        parts.append(f"{where}: {message}" if where else message)
     return "; ".join(parts)
 
 
 def parse_lines(
-    lines: Iterable[bytes], policy: Policy, agencies: set[str], actor: str, outcome: BulkOutcome
-) -> list[tuple[Any, ...]]:
-    """Validate each non-blank line; valid ones become staging rows, the rest land in ``outcome.rejected``."""
+    lines: Sequence[bytes], policy: Policy, agencies: set[str], actor: str, outcome: BulkOutcome, first_line: int = 1
+) -> list[Row]:
+    """Validate each non-blank line; valid ones become rows, the rest land in ``outcome.rejected``."""
     rows = []
-    for number, raw in enumerate(lines, start=1):
+    clocks = Clocks(policy)
+    for number, raw in enumerate(lines, start=first_line):
         if not raw.strip():
             continue
         try:
             data = IncidentIn.model_validate_json(raw)
             if data.agency not in agencies:
                 raise CertmonError(f"agency: unknown agency {data.agency!r}")
-            rows.append((number, *insert_args(policy, data, actor)))
+            rows.append((number, *clocks.insert_args(data, actor)))
         except pydantic.ValidationError as exc:
             outcome.rejected.append({"line": number, "error": describe(exc)})
         except CertmonError as exc:
@@ -65,29 +72,91 @@ def parse_lines(
     return rows
 
 
-async def store(conn: asyncpg.Connection, q: Queries, rows: list[tuple[Any, ...]], outcome: BulkOutcome) -> None:
-    """COPY the rows through a staging table; sort keyed leftovers into duplicates and conflicts."""
-    if not rows:
-        return
-    async with conn.transaction():
-        await conn.execute(q["incident_bulk_stage"])
-        await conn.copy_records_to_table("incident_stage", records=rows, columns=STAGE_COLUMNS)
-        inserted = {(r["source"], r["external_id"]) for r in await conn.fetch(q["incident_bulk_insert"])}
-        skipped = 0
-        for r in await conn.fetch(q["incident_bulk_keys"]):
-            key = (r["source"], r["external_id"])
-            if key in inserted:
-                inserted.discard(key)  # the first line with this key is the one that was stored
-                continue
-            skipped += 1
-            if r["staged_hash"] == r["stored_hash"]:
-                outcome.duplicates += 1
-            else:
-                outcome.rejected.append(
-                    {
-                        "line": r["line"],
-                        "error": f"conflict: source {key[0]!r} external_id {key[1]!r} exists with a different body",
-                    }
-                )
-        outcome.accepted += len(rows) - skipped
+class _Writer:
+    """Writes rows in one transaction, remembering keys already taken so repeats become duplicates or conflicts."""
+
+    def __init__(self, conn: asyncpg.Connection, q: Queries) -> None:
+        self.conn = conn
+        self.q = q
+        self.taken: dict[tuple[str, str], str] = {}
+        self.outcome = BulkOutcome()
+
+    async def write(self, rows: Sequence[Row]) -> None:
+        keyed = [r for r in rows if r[_EXTERNAL_ID] is not None]
+        if keyed:
+            fresh_keys = [
+                (r[_SOURCE], r[_EXTERNAL_ID]) for r in keyed if (r[_SOURCE], r[_EXTERNAL_ID]) not in self.taken
+            ]
+            if fresh_keys:
+                sources, ids = zip(*fresh_keys, strict=True)
+                for stored in await self.conn.fetch(self.q["incident_keys_taken"], list(sources), list(ids)):
+                    self.taken[(stored["source"], stored["external_id"])] = stored["body_hash"]
+        new: list[Row] = []
+        for row in rows:
+            key = (row[_SOURCE], row[_EXTERNAL_ID])
+            if row[_EXTERNAL_ID] is not None:
+                held = self.taken.get(key)
+                if held is not None:
+                    if held == row[_HASH]:
+                        self.outcome.duplicates += 1
+                    else:
+                        error = f"conflict: source {key[0]!r} external_id {key[1]!r} exists with a different body"
+                        self.outcome.rejected.append({"line": row[0], "error": error})
+                    continue
+                self.taken[key] = row[_HASH]
+            new.append(row[1:])
+        if new:
+            await self.conn.copy_records_to_table("incidents", records=new, columns=INCIDENT_COLUMNS)
+        self.outcome.accepted += len(new)
+
+
+async def store(conn: asyncpg.Connection, q: Queries, rows: Sequence[Row], outcome: BulkOutcome) -> None:
+    """Store parsed rows atomically; adds to ``outcome`` what was accepted, repeated or refused."""
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        writer = _Writer(conn, q)
+        try:
+            async with conn.transaction():
+                await writer.write(rows)
+            break
+        except asyncpg.UniqueViolationError:
+            if attempt == MAX_ATTEMPTS:
+                raise
+    _merge(outcome, writer.outcome)
+
+
+async def ingest(
+    conn: asyncpg.Connection, q: Queries, policy: Policy, agencies: set[str], actor: str, lines: Sequence[bytes]
+) -> BulkOutcome:
+    """Parse in a worker thread one chunk ahead while the database stores the previous chunk."""
+    outcome = BulkOutcome()
+    chunks = [(start + 1, lines[start : start + CHUNK_LINES]) for start in range(0, len(lines), CHUNK_LINES)]
+
+    def parse(index: int) -> list[Row]:
+        first, chunk = chunks[index]
+        return parse_lines(chunk, policy, agencies, actor, outcome, first)
+
+    parsed: list[Row] = []
+    writer = _Writer(conn, q)
+    try:
+        async with conn.transaction():
+            pending = asyncio.create_task(asyncio.to_thread(parse, 0)) if chunks else None
+            for index in range(len(chunks)):
+                assert pending is not None
+                rows = await pending
+                pending = asyncio.create_task(asyncio.to_thread(parse, index + 1)) if index + 1 < len(chunks) else None
+                parsed.extend(rows)
+                await writer.write(rows)
+    except asyncpg.UniqueViolationError:
+        # Someone stored one of our keys between our check and our COPY: redo the parsed rows from scratch.
+        await store(conn, q, parsed, outcome)
+    else:
+        _merge(outcome, writer.outcome)
     outcome.rejected.sort(key=lambda item: int(item["line"]))
+    return outcome
+
+
+def _merge(into: BulkOutcome, part: BulkOutcome) -> None:
+    into.accepted += part.accepted
+    into.duplicates += part.duplicates
+    into.rejected.extend(part.rejected)
+    into.rejected.sort(key=lambda item: int(item["line"]))

@@ -35,6 +35,9 @@ OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.InterfaceError,
 )
 
+# While connecting, any refusal (shutting down, not accepting connections, authentication) is an outage to callers.
+CONNECT_ERRORS: tuple[type[BaseException], ...] = (*OUTAGE_ERRORS, asyncpg.PostgresError)
+
 
 class Queries:
     """SQL blocks from ``sql/queries/*.sql``, each introduced by ``-- name: <name>``."""
@@ -129,10 +132,16 @@ async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10, timeou
 async def connection(pool: asyncpg.Pool, timeout: float = 5.0) -> AsyncIterator[Any]:
     """Acquire a connection; an outage becomes ``DatabaseUnavailable`` so the caller answers 503."""
     try:
-        async with pool.acquire(timeout=timeout) as conn:
-            yield conn
+        conn = await pool.acquire(timeout=timeout)
+    except CONNECT_ERRORS as exc:
+        raise DatabaseUnavailable(f"database unavailable: {type(exc).__name__}") from exc
+    try:
+        yield conn
     except OUTAGE_ERRORS as exc:
         raise DatabaseUnavailable(f"database unavailable: {type(exc).__name__}") from exc
+    finally:
+        with contextlib.suppress(*OUTAGE_ERRORS):
+            await pool.release(conn)
 
 
 @contextlib.contextmanager

@@ -120,6 +120,13 @@ def agencies(count: int = 250) -> list[AgencyIn]:
     return found[:count]
 
 
+def prompt_delay(rng: random.Random) -> float:
+    """Seconds from detection to notification for an alert handled on time: median about 17 minutes."""
+    while (delay := rng.lognormvariate(6.9, 0.55)) >= 3600:
+        pass
+    return delay
+
+
 def incidents_for(agency_list: list[AgencyIn], policy: Policy, now: datetime, rng: random.Random) -> list[IncidentIn]:
     """Every agency in most months; most notified within the hour, some late, the newest still open."""
     start = fiscal_year_period(fiscal_year_of(now, policy.tz) - 1, policy.tz).start
@@ -130,22 +137,23 @@ def incidents_for(agency_list: list[AgencyIn], policy: Policy, now: datetime, rn
     out = []
     span = (now - start).total_seconds()
     for agency in agency_list:
-        sloppiness = rng.betavariate(1.2, 30)  # most agencies' notifications are prompt; a few are often late
+        sloppiness = rng.betavariate(1.2, 70)  # most agencies' notifications are prompt; a few are often late
         count = int(span / 86400 / 30 * rng.uniform(1.5, 4.5))
         for k in range(count):
             detected = start + timedelta(seconds=rng.uniform(0, span - 120))
             age = (now - detected).total_seconds()
             late = rng.random() < sloppiness
-            notify_after = rng.uniform(3700, 4 * 3600) if late else min(rng.lognormvariate(6.9, 0.6), 3500)
+            notify_after = rng.uniform(3700, 4 * 3600) if late else prompt_delay(rng)
             analysed = detected + timedelta(seconds=notify_after * rng.uniform(0.2, 0.7))
             notified = detected + timedelta(seconds=notify_after)
+            category = rng.choices(categories, weights)[0]
             still_open = age < 3 * 3600 and rng.random() < 0.6
             unresolved_late = rng.random() < 0.002
             fields: dict[str, Any] = {
                 "agency": agency.code,
-                "title": f"{rng.choices(categories, weights)[0].split('/')[1].replace('-', ' ')} at {agency.code}",
+                "title": f"{category.split('/')[1].replace('-', ' ').capitalize()} at {agency.code}",
                 "severity": rng.choices(severities, sev_weights)[0],
-                "category": rng.choices(categories, weights)[0],
+                "category": category,
                 "detected_at": detected,
                 "source": "demo",
                 "external_id": f"{agency.code}-{k}",
@@ -160,9 +168,29 @@ def incidents_for(agency_list: list[AgencyIn], policy: Policy, now: datetime, rn
                     if resolved <= now:
                         fields["contained_at"] = notified + (resolved - notified) / 2
                         fields["resolved_at"] = resolved
-            fields["category"] = fields["category"]
             out.append(IncidentIn.model_validate(fields))
+    out.extend(live_incidents(agency_list, severities, now, rng))
     return out
+
+
+def live_incidents(
+    agency_list: list[AgencyIn], severities: list[str], now: datetime, rng: random.Random
+) -> list[IncidentIn]:
+    """Alerts of the last hours still waiting for notification, so the duty view shows every state right away."""
+    minutes_ago = (4, 12, 25, 38, 47, 52, 58, 75, 130, 170)
+    return [
+        IncidentIn(
+            agency=agency.code,
+            title=f"Suspicious outbound traffic at {agency.code}",
+            severity=rng.choice(severities[:2]),
+            category="malicious-code/c2-server",
+            detected_at=now - timedelta(minutes=minutes),
+            source="demo",
+            external_id=f"{agency.code}-live-{minutes}",
+            tlp="TLP:AMBER",
+        )
+        for agency, minutes in zip(rng.sample(agency_list, len(minutes_ago)), minutes_ago, strict=True)
+    ]
 
 
 async def load(conn: asyncpg.Connection, q: db.Queries, policy: Policy, now: datetime) -> int:
@@ -176,10 +204,10 @@ async def load(conn: asyncpg.Connection, q: db.Queries, policy: Policy, now: dat
         await save_agency(conn, q, agency, create=True)
     data = incidents_for(agency_list, policy, now, rng)
     outcome = bulk.BulkOutcome()
+    clocks = incidents.Clocks(policy)
     for chunk in range(0, len(data), bulk.MAX_LINES):
-        rows = [
-            (i, *incidents.insert_args(policy, d, "demo")) for i, d in enumerate(data[chunk : chunk + bulk.MAX_LINES])
-        ]
+        batch = data[chunk : chunk + bulk.MAX_LINES]
+        rows = [(i, *clocks.insert_args(d, "demo")) for i, d in enumerate(batch)]
         await bulk.store(conn, q, rows, outcome)
     ids = [r["id"] for r in await conn.fetch("SELECT id FROM incidents ORDER BY id")]
     for incident_id in rng.sample(ids, k=len(ids) // 80):
@@ -193,7 +221,9 @@ async def load(conn: asyncpg.Connection, q: db.Queries, policy: Policy, now: dat
 
 def extensions() -> list[DemoExtension]:
     """Demo loaders of other features (surveys, ...), run after the incidents."""
-    return []
+    from certmon import surveys
+
+    return [surveys.demo_responses]
 
 
 def context(host: str, port: int) -> Callable[[web.Application], AsyncIterator[None]]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -21,64 +20,78 @@ ALL_MILESTONES = ("detected", *MILESTONES)
 
 
 def body_hash(data: IncidentIn) -> str:
-    """A fingerprint of what the sender said, independent of key order and timestamp offsets."""
-    canonical = {
-        key: value.astimezone(UTC).isoformat() if isinstance(value, datetime) else value
-        for key, value in data.model_dump().items()
-    }
-    return hashlib.sha256(json.dumps(canonical, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+    """A fingerprint of what the sender said, independent of key order and of timestamp offsets.
+
+    Validation has already normalized every time to UTC, and pydantic dumps fields in declaration order.
+    """
+    return hashlib.sha256(data.model_dump_json().encode()).hexdigest()
 
 
-def check_severity(policy: Policy, severity: str) -> None:
-    if severity not in policy.severities:
-        raise Invalid("severity", f"must be one of {', '.join(policy.severities)}")
+class Clocks:
+    """A policy's SLA clocks, with each severity's rule and calendar looked up once rather than per row."""
 
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self._rules = {name: (rule, policy.calendar_for(name)) for name, rule in policy.severities.items()}
+        self._fingerprint: str | None = None
 
-def clock_for(policy: Policy, severity: str, milestones: Mapping[str, datetime | None]) -> Clock:
-    detected = milestones["detected"]
-    assert detected is not None
-    m = Milestones(
-        detected=detected,
-        analysed=milestones.get("analysed"),
-        notified=milestones.get("notified"),
-        acknowledged=milestones.get("acknowledged"),
-        contained=milestones.get("contained"),
-        resolved=milestones.get("resolved"),
-    )
-    return compute_clock(m, policy.severities[severity], policy.calendar_for(severity), policy.at_risk_fraction)
+    @property
+    def fingerprint(self) -> str:
+        if self._fingerprint is None:
+            self._fingerprint = self.policy.fingerprint()
+        return self._fingerprint
+
+    def check_severity(self, severity: str) -> None:
+        if severity not in self._rules:
+            raise Invalid("severity", f"must be one of {', '.join(self._rules)}")
+
+    def clock(self, severity: str, milestones: Mapping[str, datetime | None]) -> Clock:
+        """The clock under this policy; an incident whose severity the policy no longer knows has none."""
+        parts = self._rules.get(severity)
+        if parts is None:
+            return Clock(None, None, None, None, None)
+        detected = milestones["detected"]
+        assert detected is not None
+        m = Milestones(
+            detected=detected,
+            analysed=milestones.get("analysed"),
+            notified=milestones.get("notified"),
+            acknowledged=milestones.get("acknowledged"),
+            contained=milestones.get("contained"),
+            resolved=milestones.get("resolved"),
+        )
+        return compute_clock(m, parts[0], parts[1], self.policy.at_risk_fraction)
+
+    def insert_args(self, data: IncidentIn, actor: str) -> tuple[Any, ...]:
+        """The values of one incidents row, in the column order of incident_insert and incident_stage."""
+        self.check_severity(data.severity)
+        milestones = {name: getattr(data, f"{name}_at") for name in ALL_MILESTONES}
+        return (
+            data.agency,
+            data.title,
+            data.severity,
+            data.category,
+            data.tlp,
+            data.description,
+            data.source,
+            data.external_id,
+            body_hash(data),
+            *(milestones[name] for name in ALL_MILESTONES),
+            *clock_values(self.clock(data.severity, milestones)),
+            self.fingerprint,
+            actor,
+        )
 
 
 def clock_values(clock: Clock) -> tuple[Any, ...]:
     return (clock.start, clock.at_risk_at, clock.due_at, clock.stopped_at, clock.delay_seconds)
 
 
-def insert_args(policy: Policy, data: IncidentIn, actor: str) -> tuple[Any, ...]:
-    """The values of one incidents row, in the column order of incident_insert and incident_stage."""
-    check_severity(policy, data.severity)
-    milestones = {name: getattr(data, f"{name}_at") for name in ALL_MILESTONES}
-    clock = clock_for(policy, data.severity, milestones)
-    return (
-        data.agency,
-        data.title,
-        data.severity,
-        data.category,
-        data.tlp,
-        data.description,
-        data.source,
-        data.external_id,
-        body_hash(data),
-        *(milestones[name] for name in ALL_MILESTONES),
-        *clock_values(clock),
-        policy.fingerprint(),
-        actor,
-    )
-
-
 async def create(
     conn: asyncpg.Connection, q: Queries, policy: Policy, data: IncidentIn, actor: str
 ) -> tuple[asyncpg.Record, bool]:
     """Store an incident; returns it and whether it is new. The same key with another body is a conflict."""
-    args = insert_args(policy, data, actor)
+    args = Clocks(policy).insert_args(data, actor)
     try:
         row = await conn.fetchrow(q["incident_insert"], *args)
     except asyncpg.ForeignKeyViolationError:
@@ -116,6 +129,7 @@ async def add_event(
         milestones: dict[str, datetime | None] = {name: row[f"{name}_at"] for name in ALL_MILESTONES}
         excluded, reason = row["excluded"], row["exclusion_reason"]
         milestone: str | None = None
+        previous: datetime | None = None
         if event.type in MILESTONES:
             milestone = event.type
             if milestones[milestone] is not None:
@@ -124,19 +138,29 @@ async def add_event(
         elif event.type == "correction":
             milestone = event.milestone
             assert milestone is not None
-            milestones[milestone] = at
+            previous, milestones[milestone] = milestones[milestone], at
         elif event.type == "reopened":
             if milestones["resolved"] is None:
                 raise Conflict("the incident is not resolved")
-            milestones["resolved"] = None
+            milestone = "resolved"
+            previous, milestones["resolved"] = milestones["resolved"], None
         elif event.type == "excluded":
             excluded, reason = True, event.reason
         elif event.type == "included":
             excluded, reason = False, None
         _check_order(milestones)
-        clock = clock_for(policy, row["severity"], milestones)
+        clocks = Clocks(policy)
+        clock = clocks.clock(row["severity"], milestones)
         await conn.execute(
-            q["incident_event_insert"], incident_id, event.type, milestone, at, event.note, event.reason, actor
+            q["incident_event_insert"],
+            incident_id,
+            event.type,
+            milestone,
+            at,
+            previous,
+            event.note,
+            event.reason,
+            actor,
         )
         updated: asyncpg.Record | None = await conn.fetchrow(
             q["incident_update_state"],
@@ -145,7 +169,7 @@ async def add_event(
             excluded,
             reason,
             *clock_values(clock),
-            policy.fingerprint(),
+            clocks.fingerprint,
         )
         assert updated is not None  # the row is locked above
         return updated
@@ -162,18 +186,14 @@ def _check_order(milestones: Mapping[str, datetime | None]) -> None:
 
 async def recompute_stale(conn: asyncpg.Connection, q: Queries, policy: Policy, batch: int = 1000) -> int:
     """Recompute the clock columns of incidents stored under another policy; returns how many."""
-    fingerprint = policy.fingerprint()
+    clocks = Clocks(policy)
+    fingerprint = clocks.fingerprint
     done = 0
     while rows := await conn.fetch(q["incidents_stale_policy"], fingerprint, batch):
         updates = []
         for row in rows:
-            severity = row["severity"]
             milestones = {name: row[f"{name}_at"] for name in ALL_MILESTONES}
-            clock = (
-                clock_for(policy, severity, milestones)
-                if severity in policy.severities
-                else Clock(None, None, None, None, None)
-            )
+            clock = clocks.clock(row["severity"], milestones)
             updates.append(
                 (
                     row["id"],
@@ -218,20 +238,53 @@ def to_json(
         },
     }
     if timeline is not None:
-        out["timeline"] = [
-            {
-                "id": e["id"],
-                "type": e["type"],
-                "milestone": e["milestone"],
-                "at": _iso(e["at"]),
-                "note": e["note"],
-                "reason": e["reason"],
-                "actor": e["actor"],
-                "recorded_at": _iso(e["recorded_at"]),
-            }
-            for e in timeline
-        ]
+        out["timeline"] = [*creation_entries(row, timeline), *(event_json(e) for e in timeline)]
     return out
+
+
+def event_json(event: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "id": event["id"],
+        "type": event["type"],
+        "milestone": event["milestone"],
+        "at": _iso(event["at"]),
+        "previous_at": _iso(event["previous_at"]),
+        "note": event["note"],
+        "reason": event["reason"],
+        "actor": event["actor"],
+        "recorded_at": _iso(event["recorded_at"]),
+    }
+
+
+def creation_entries(row: asyncpg.Record, events: list[asyncpg.Record]) -> list[dict[str, Any]]:
+    """The milestones as the incident was first recorded with them, ahead of the events that came later.
+
+    A milestone's value at creation is what the first later event that touched it replaced (a correction or
+    reopening keeps it in previous_at; a milestone event found it empty), or its current value if none did.
+    """
+    first_touch: dict[str, asyncpg.Record] = {}
+    for event in events:
+        if event["milestone"] is not None:
+            first_touch.setdefault(event["milestone"], event)
+    entries = []
+    for name in ALL_MILESTONES:
+        touched = first_touch.get(name)
+        original = row[f"{name}_at"] if touched is None else touched["previous_at"]
+        if original is not None:
+            entries.append(
+                {
+                    "id": None,
+                    "type": name,
+                    "milestone": name,
+                    "at": _iso(original),
+                    "previous_at": None,
+                    "note": "recorded at creation",
+                    "reason": None,
+                    "actor": row["created_by"],
+                    "recorded_at": _iso(row["created_at"]),
+                }
+            )
+    return entries
 
 
 def _iso(value: datetime | None) -> str | None:

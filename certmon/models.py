@@ -46,7 +46,8 @@ assert set(TLP_LABELS) == set(Tlp.__args__)  # type: ignore[attr-defined]
 def _not_in_future(value: datetime) -> datetime:
     if value > datetime.now(UTC) + MAX_CLOCK_SKEW:
         raise ValueError("is more than 5 minutes in the future")
-    return value
+    # One instant, one representation: 09:00+07:00 and 02:00Z must compare and hash alike.
+    return value.astimezone(UTC)
 
 
 def _rsit(value: str) -> str:
@@ -149,10 +150,11 @@ class SlaOut(BaseModel):
 
 
 class EventOut(BaseModel):
-    id: int
+    id: int | None = Field(description="null for the milestones given when the incident was recorded")
     type: str
     milestone: str | None
     at: datetime
+    previous_at: datetime | None = Field(description="with a correction or reopening: the value it replaced")
     note: str | None
     reason: str | None
     actor: str

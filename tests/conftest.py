@@ -118,7 +118,8 @@ class Api:
         return {"Authorization": f"Bearer {self.tokens[role]}"}
 
     async def call(self, method: str, path: str, role: str = "admin", **kwargs: Any) -> tuple[int, Any]:
-        async with self.client.request(method, path, headers=self.headers(role), **kwargs) as response:
+        headers = {**self.headers(role), **kwargs.pop("headers", {})}
+        async with self.client.request(method, path, headers=headers, **kwargs) as response:
             body = await response.json(content_type=None) if response.content_length != 0 else None
             return response.status, body
 

@@ -88,11 +88,9 @@ async def bulk_incidents(request: web.Request) -> web.Response:
         raise PayloadTooLarge(f"more than {bulk.MAX_LINES} lines; split the file")
     app = request.app
     q = app[appkeys.QUERIES]
-    outcome = bulk.BulkOutcome()
     async with connection(request) as conn:
         agencies = {r["code"] for r in await conn.fetch(q["agency_codes"])}
-        rows = bulk.parse_lines(lines, app[appkeys.POLICY], agencies, caller.name, outcome)
-        await bulk.store(conn, q, rows, outcome)
+        outcome = await bulk.ingest(conn, q, app[appkeys.POLICY], agencies, caller.name, lines)
     _metrics_ingested(request, "bulk", outcome.accepted)
     metrics = app.get(appkeys.METRICS)
     if metrics is not None and outcome.rejected:

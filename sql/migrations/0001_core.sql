@@ -65,12 +65,16 @@ CREATE INDEX incidents_clock_start ON incidents (coalesce(clock_start, detected_
 CREATE INDEX incidents_agency_clock ON incidents (agency_code, coalesce(clock_start, detected_at));
 CREATE INDEX incidents_open ON incidents (due_at) WHERE stopped_at IS NULL AND NOT excluded;
 
+-- Everything that happened to an incident after it was recorded. What the sender said at creation is the
+-- incident row itself (created_by, created_at and its milestones as first given); a correction keeps the
+-- value it replaced in previous_at, so the creation values can always be shown even after corrections.
 CREATE TABLE incident_events (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     incident_id bigint NOT NULL REFERENCES incidents (id),
     type        text NOT NULL,
     milestone   text,
     at          timestamptz NOT NULL,
+    previous_at timestamptz,
     note        text,
     reason      text,
     actor       text NOT NULL,

@@ -1,0 +1,239 @@
+"""Ingest throughput: certmon against the raw limit, in one run on one machine.
+
+    python tests/benchmarks/ingest.py [--requests 3000] [--concurrency 16]
+
+Single POSTs are compared with a bare aiohttp + asyncpg handler doing one INSERT per request into the same table;
+bulk NDJSON with a raw asyncpg COPY of the same rows. Targets: both ratios >= 0.5. Uses CERTMON_TEST_DATABASE_URL's
+server (or an embedded one), in a scratch database that is dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import aiohttp
+import asyncpg
+from aiohttp import web
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from certmon import db  # noqa: E402
+from certmon.auth import create_token  # noqa: E402
+from certmon.bulk import INCIDENT_COLUMNS  # noqa: E402
+
+BENCH_DB = "certmon_bench_ingest"
+BARE_INSERT = """
+INSERT INTO incidents (agency_code, title, severity, category, source, external_id, detected_at, notified_at,
+                       policy_hash, created_by)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'bare', 'bare')
+RETURNING id
+"""
+
+
+def incident(n: int, tag: str) -> dict[str, Any]:
+    detected = datetime(2021, 8, 1, tzinfo=UTC) + timedelta(minutes=n)
+    return {
+        "agency": "MOF",
+        "title": f"Beacon {n}",
+        "severity": "high",
+        "category": "malicious-code/c2-server",
+        "source": "bench",
+        "external_id": f"{tag}-{n}",
+        "detected_at": detected.isoformat(),
+        "notified_at": (detected + timedelta(minutes=20)).isoformat(),
+    }
+
+
+def bare_app(url: str) -> web.Application:
+    """The raw limit: parse JSON, one INSERT, answer 201."""
+
+    async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
+        app["pool"] = await asyncpg.create_pool(url, min_size=1, max_size=10)
+        yield
+        await app["pool"].close()
+
+    async def create(request: web.Request) -> web.Response:
+        body = await request.json()
+        row_id = await request.app["pool"].fetchval(
+            BARE_INSERT,
+            body["agency"],
+            body["title"],
+            body["severity"],
+            body["category"],
+            body["source"],
+            body["external_id"],
+            datetime.fromisoformat(body["detected_at"]),
+            datetime.fromisoformat(body["notified_at"]),
+        )
+        return web.json_response({"id": row_id, **body}, status=201)
+
+    app = web.Application()
+    app.cleanup_ctx.append(pool_ctx)
+    app.router.add_post("/api/v1/incidents", create)
+    return app
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def server(args: list[str], env: dict[str, str], port: int) -> Any:
+    process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError(f"server {args} did not start")
+            time.sleep(0.2)
+        yield
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+async def post_many(port: int, token: str, count: int, concurrency: int, tag: str) -> tuple[float, list[float]]:
+    latencies: list[float] = []
+    queue = iter(range(count))
+    headers = {"Authorization": f"Bearer {token}"}
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        for n in queue:
+            started = time.perf_counter()
+            async with session.post(f"http://127.0.0.1:{port}/api/v1/incidents", json=incident(n, tag)) as r:
+                await r.read()
+                assert r.status == 201, r.status
+            latencies.append(time.perf_counter() - started)
+
+    async with aiohttp.ClientSession(headers=headers, connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+        return time.perf_counter() - started, latencies
+
+
+def p99(values: list[float]) -> float:
+    return statistics.quantiles(values, n=100)[98]
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--bulk-lines", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    opts = parser.parse_args()
+
+    async with contextlib.AsyncExitStack() as stack:
+        base = os.environ.get("CERTMON_TEST_DATABASE_URL")
+        if not base:
+            import tempfile
+
+            base = stack.enter_context(db.embedded_server(Path(tempfile.mkdtemp(prefix="certmon-bench-"))))
+        admin = await asyncpg.connect(base)
+        await admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+        await admin.execute(f"CREATE DATABASE {BENCH_DB}")
+        url = urlunsplit(urlsplit(base)._replace(path=f"/{BENCH_DB}"))
+        try:
+            conn = await asyncpg.connect(url)
+            await db.migrate(conn)
+            await conn.execute(
+                "INSERT INTO agencies (code, name, sector) VALUES ('MOF', 'Ministry of Finance', 'banking-finance')"
+            )
+            token = await create_token(conn, db.Queries.load(), "bench", "analyst", None)
+            env = {
+                **os.environ,
+                "CERTMON_DATABASE_URL": url,
+                "CERTMON_SCHEDULER": "off",
+                "CERTMON_LOG_LEVEL": "warning",
+            }
+
+            results: dict[str, tuple[float, float]] = {}
+            for name in ("bare", "certmon"):
+                port = free_port()
+                command = (
+                    [sys.executable, __file__, "--bare-server", str(port), url]
+                    if name == "bare"
+                    else [sys.executable, "-m", "certmon.cli", "serve", "--port", str(port)]
+                )
+                with server(command, env, port):
+                    await post_many(port, token, 300, opts.concurrency, f"{name}-warm")
+                    best = (0.0, 0.0)
+                    for r in range(opts.rounds):
+                        elapsed, latencies = await post_many(
+                            port, token, opts.requests, opts.concurrency, f"{name}-{r}"
+                        )
+                        rate = opts.requests / elapsed
+                        if rate > best[0]:
+                            best = (rate, p99(latencies) * 1000)
+                    results[name] = best
+
+            body = "\n".join(json.dumps(incident(n, "bulk")) for n in range(opts.bulk_lines)).encode()
+            port = free_port()
+            bulk_times = []
+            with server([sys.executable, "-m", "certmon.cli", "serve", "--port", str(port)], env, port):
+                async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as session:
+                    for r in range(opts.rounds):
+                        round_body = body.replace(b'"bulk-', f'"bulk{r}-'.encode())
+                        started = time.perf_counter()
+                        async with session.post(
+                            f"http://127.0.0.1:{port}/api/v1/incidents/bulk", data=round_body
+                        ) as resp:
+                            outcome = await resp.json()
+                        bulk_times.append(time.perf_counter() - started)
+                        assert outcome["accepted"] == opts.bulk_lines, outcome
+
+            # The raw limit: the same rows, already shaped, COPYed straight into the table.
+            from certmon.bulk import BulkOutcome, parse_lines
+            from certmon.policy import load_policy
+
+            copy_times = []
+            for r in range(opts.rounds):
+                lines = body.replace(b'"bulk-', f'"copy{r}-'.encode()).splitlines()
+                rows = [row[1:] for row in parse_lines(lines, load_policy(None), {"MOF"}, "bench", BulkOutcome())]
+                started = time.perf_counter()
+                await conn.copy_records_to_table("incidents", records=rows, columns=INCIDENT_COLUMNS)
+                copy_times.append(time.perf_counter() - started)
+            await conn.close()
+        finally:
+            await admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+            await admin.close()
+
+    bare_rate, bare_p99 = results["bare"]
+    rate, latency_p99 = results["certmon"]
+    bulk_rate = opts.bulk_lines / min(bulk_times)
+    copy_rate = opts.bulk_lines / min(copy_times)
+    print(f"single POST, {opts.requests} requests x {opts.rounds} rounds, concurrency {opts.concurrency} (best round)")
+    print(f"  bare aiohttp+asyncpg INSERT : {bare_rate:8.0f} req/s   p99 {bare_p99:6.1f} ms")
+    print(f"  certmon POST /incidents     : {rate:8.0f} req/s   p99 {latency_p99:6.1f} ms")
+    print(f"  ratio                       : {rate / bare_rate:8.2f}   (target >= 0.50)")
+    print(f"bulk NDJSON, {opts.bulk_lines} lines (best of {opts.rounds})")
+    print(f"  raw asyncpg COPY            : {copy_rate:8.0f} rows/s")
+    print(f"  certmon POST /incidents/bulk: {bulk_rate:8.0f} rows/s")
+    print(f"  ratio                       : {bulk_rate / copy_rate:8.2f}   (target >= 0.50)")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "--bare-server":
+        web.run_app(bare_app(sys.argv[3]), host="127.0.0.1", port=int(sys.argv[2]), print=None, access_log=None)
+    else:
+        asyncio.run(main())

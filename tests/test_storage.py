@@ -1,0 +1,94 @@
+"""Migrations, the schema they produce, and what the service does when the database goes away."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg
+
+from certmon import db
+from tests.conftest import Api, with_database
+
+
+async def test_all_migrations_apply_to_an_empty_database_once(server_url: str) -> None:
+    """Every migration applies in order to an empty database, is recorded, and a second run applies nothing."""
+    name = "certmon_migrate_check"
+    admin = await asyncpg.connect(server_url)
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        conn = await asyncpg.connect(with_database(server_url, name))
+        try:
+            applied = await db.migrate(conn)
+            assert applied == [m.version for m in db.migrations()]
+            assert await db.migrate(conn) == []
+            recorded = await conn.fetch("SELECT version, checksum FROM schema_migrations ORDER BY version")
+            assert [r["version"] for r in recorded] == applied
+            tables = {
+                r["tablename"] for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+            }
+            assert {"agencies", "agency_networks", "api_tokens", "incidents", "incident_events"} <= tables
+            columns = await conn.fetch(
+                "SELECT table_name, column_name FROM information_schema.columns"
+                " WHERE table_schema = 'public' AND data_type = 'timestamp without time zone'"
+            )
+            assert columns == [], "every time is timestamptz"
+        finally:
+            await conn.close()
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def test_two_replicas_migrating_together_do_not_race(server_url: str) -> None:
+    """Concurrent start-ups serialize on the advisory lock: one applies, the other finds nothing to do."""
+    name = "certmon_migrate_race"
+    admin = await asyncpg.connect(server_url)
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        conns = [await asyncpg.connect(with_database(server_url, name)) for _ in range(3)]
+        try:
+            results = await asyncio.gather(*(db.migrate(c) for c in conns))
+            assert sorted(len(r) for r in results) == [0, 0, len(db.migrations())]
+        finally:
+            for c in conns:
+                await c.close()
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def test_queries_files_parse_into_named_blocks() -> None:
+    """Every named query loads, and the ones the code relies on are present."""
+    q = db.Queries.load()
+    for name in ("incident_insert", "incident_page", "sla_figures", "token_by_hash", "agency_list"):
+        assert name in q
+        assert q[name].strip()
+
+
+async def test_database_outage_gives_503_with_retry_after_then_recovers(make_api: Any, server_url: str) -> None:
+    """While the database refuses connections, API calls get 503 + Retry-After; when it is back, 200 again."""
+    api: Api = await make_api(token_cache_seconds=60)
+    assert (await api.call("GET", "/api/v1/incidents"))[0] == 200
+    admin = await asyncpg.connect(server_url)
+    dbname = api.database_url.rsplit("/", 1)[1]
+    try:
+        await admin.execute(f'ALTER DATABASE "{dbname}" WITH ALLOW_CONNECTIONS false')
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+            dbname,
+        )
+        for path in ("/api/v1/incidents", "/api/v1/sla?period=2021-08", "/readyz"):
+            async with api.client.get(path, headers=api.headers("admin")) as response:
+                body = await response.json(content_type=None)
+                assert response.status == 503, (path, body)
+                assert response.headers["Retry-After"] == "5"
+                assert body["title"] == "Service unavailable"
+                assert "Traceback" not in str(body)
+    finally:
+        await admin.execute(f'ALTER DATABASE "{dbname}" WITH ALLOW_CONNECTIONS true')
+        await admin.close()
+    status, _ = await api.call("GET", "/api/v1/incidents")
+    assert status == 200
