@@ -1,0 +1,31 @@
+# certmon: the SLA monitor of a national CERT.
+# Set CERTMON_DATABASE_URL to use an external PostgreSQL; without it an embedded PostgreSQL keeps its data in
+# /var/lib/certmon (mount a volume there).
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    CERTMON_HOST=0.0.0.0 \
+    CERTMON_PORT=8080 \
+    CERTMON_DATA_DIR=/var/lib/certmon \
+    CERTMON_LOG_FORMAT=json
+
+RUN groupadd --system --gid 10001 certmon \
+    && useradd --system --uid 10001 --gid certmon --home-dir /var/lib/certmon --create-home certmon
+
+WORKDIR /app
+# The package reads its SQL from /app/sql, so the source tree is installed in place.
+COPY pyproject.toml README.md ./
+COPY certmon ./certmon
+COPY sql ./sql
+RUN pip install --no-cache-dir -e .
+
+USER 10001:10001
+EXPOSE 8080
+VOLUME ["/var/lib/certmon"]
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=4)"]
+
+CMD ["certmon", "serve"]
