@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 
 import asyncpg
 import structlog
 from aiohttp import web
 
-from certmon import appkeys, db, incidents, scheduler
+from certmon import appkeys, bulk, db, incidents, scheduler
 from certmon.api import PUBLIC_PATHS, setup_routes
 from certmon.api.common import json_response
 from certmon.auth import TokenCache
@@ -163,6 +165,24 @@ def database_context(url: str | None) -> Callable[[web.Application], AsyncIterat
     return ctx
 
 
+async def parser_context(app: web.Application) -> AsyncIterator[None]:
+    """Worker processes for bulk validation, started (and warmed) once, shut down with the app."""
+    workers = app[appkeys.SETTINGS].parse_workers
+    executor: Executor
+    if workers > 0:
+        executor = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+        await asyncio.get_running_loop().run_in_executor(
+            executor, bulk.parse_chunk, app[appkeys.POLICY], frozenset(), "warm-up", [], 1
+        )
+    else:
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="certmon-parse")
+    app[appkeys.PARSER] = executor
+    try:
+        yield
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+
+
 def create_app(settings: Settings, *, policy: Policy | None = None, database_url: str | None = None) -> web.Application:
     app = web.Application(middlewares=[request_context, problems, authenticate], client_max_size=64 * 1024**2)
     app[appkeys.SETTINGS] = settings
@@ -171,6 +191,7 @@ def create_app(settings: Settings, *, policy: Policy | None = None, database_url
     app[appkeys.TOKENS] = TokenCache(settings.token_cache_seconds)
     app[appkeys.METRICS] = Metrics()
     app.cleanup_ctx.append(database_context(database_url))
+    app.cleanup_ctx.append(parser_context)
     app.cleanup_ctx.append(scheduler.context)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -21,6 +22,7 @@ QUERIES = web.AppKey("queries", Queries)
 POOL = web.AppKey("pool", asyncpg.Pool)
 TOKENS = web.AppKey("tokens", TokenCache)
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+PARSER = web.AppKey("parser", Executor)  # validates bulk bodies off the event loop
 SCHEDULER = web.AppKey("scheduler", Any)  # apscheduler's AsyncIOScheduler is untyped
 
 PRINCIPAL = web.RequestKey("principal", Principal)  # who is calling

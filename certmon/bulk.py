@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +19,7 @@ from certmon.models import IncidentIn
 from certmon.policy import Policy
 
 MAX_LINES = 10_000
-CHUNK_LINES = 2_000  # parsing of one chunk overlaps the database's work on the previous one
+CHUNK_LINES = 1_000  # validation of one chunk overlaps the database's work on the previous one
 MAX_ATTEMPTS = 3  # a key inserted concurrently between our check and our COPY makes us start over
 INCIDENT_COLUMNS = (
     "agency_code", "title", "severity", "category", "tlp", "description", "source", "external_id",
@@ -124,31 +125,56 @@ async def store(conn: asyncpg.Connection, q: Queries, rows: Sequence[Row], outco
     _merge(outcome, writer.outcome)
 
 
-async def ingest(
-    conn: asyncpg.Connection, q: Queries, policy: Policy, agencies: set[str], actor: str, lines: Sequence[bytes]
-) -> BulkOutcome:
-    """Parse in a worker thread one chunk ahead while the database stores the previous chunk."""
+def parse_chunk(
+    policy: Policy, agencies: frozenset[str], actor: str, lines: Sequence[bytes], first_line: int
+) -> tuple[list[Row], list[dict[str, Any]]]:
+    """One chunk's rows and rejections; a module-level function so a worker process can run it."""
     outcome = BulkOutcome()
-    chunks = [(start + 1, lines[start : start + CHUNK_LINES]) for start in range(0, len(lines), CHUNK_LINES)]
+    rows = parse_lines(lines, policy, set(agencies), actor, outcome, first_line)
+    return rows, outcome.rejected
 
-    def parse(index: int) -> list[Row]:
-        first, chunk = chunks[index]
-        return parse_lines(chunk, policy, agencies, actor, outcome, first)
 
-    parsed: list[Row] = []
+async def ingest(
+    conn: asyncpg.Connection,
+    q: Queries,
+    policy: Policy,
+    agencies: set[str],
+    actor: str,
+    lines: Sequence[bytes],
+    executor: Executor | None = None,
+) -> BulkOutcome:
+    """Validate and store NDJSON lines atomically.
+
+    Validation is CPU work: it runs in ``executor`` (a worker process, so it neither holds up other requests on
+    the event loop nor competes for the GIL), chunk by chunk, while the database stores the chunks already done.
+    """
+    loop = asyncio.get_running_loop()
+    known = frozenset(agencies)
+    futures = [
+        loop.run_in_executor(executor, parse_chunk, policy, known, actor, lines[start : start + CHUNK_LINES], start + 1)
+        for start in range(0, len(lines), CHUNK_LINES)
+    ]
+    outcome = BulkOutcome()
     writer = _Writer(conn, q)
     try:
         async with conn.transaction():
-            pending = asyncio.create_task(asyncio.to_thread(parse, 0)) if chunks else None
-            for index in range(len(chunks)):
-                assert pending is not None
-                rows = await pending
-                pending = asyncio.create_task(asyncio.to_thread(parse, index + 1)) if index + 1 < len(chunks) else None
-                parsed.extend(rows)
+            for future in futures:
+                rows, rejected = await future
+                outcome.rejected.extend(rejected)
                 await writer.write(rows)
     except asyncpg.UniqueViolationError:
-        # Someone stored one of our keys between our check and our COPY: redo the parsed rows from scratch.
+        # Someone stored one of our keys between our check and our COPY: store everything again from scratch.
+        outcome = BulkOutcome()
+        parsed: list[Row] = []
+        for future in futures:
+            rows, rejected = await future
+            outcome.rejected.extend(rejected)
+            parsed.extend(rows)
         await store(conn, q, parsed, outcome)
+    except BaseException:
+        for future in futures:
+            future.cancel()
+        raise
     else:
         _merge(outcome, writer.outcome)
     outcome.rejected.sort(key=lambda item: int(item["line"]))

@@ -47,25 +47,33 @@ class Clocks:
 
     def clock(self, severity: str, milestones: Mapping[str, datetime | None]) -> Clock:
         """The clock under this policy; an incident whose severity the policy no longer knows has none."""
+        detected = milestones["detected"]
+        assert detected is not None
+        return self._clock(
+            severity,
+            Milestones(
+                detected=detected,
+                analysed=milestones.get("analysed"),
+                notified=milestones.get("notified"),
+                acknowledged=milestones.get("acknowledged"),
+                contained=milestones.get("contained"),
+                resolved=milestones.get("resolved"),
+            ),
+        )
+
+    def _clock(self, severity: str, m: Milestones) -> Clock:
         parts = self._rules.get(severity)
         if parts is None:
             return Clock(None, None, None, None, None)
-        detected = milestones["detected"]
-        assert detected is not None
-        m = Milestones(
-            detected=detected,
-            analysed=milestones.get("analysed"),
-            notified=milestones.get("notified"),
-            acknowledged=milestones.get("acknowledged"),
-            contained=milestones.get("contained"),
-            resolved=milestones.get("resolved"),
-        )
         return compute_clock(m, parts[0], parts[1], self.policy.at_risk_fraction)
 
     def insert_args(self, data: IncidentIn, actor: str) -> tuple[Any, ...]:
         """The values of one incidents row, in the column order of incident_insert and incident_stage."""
         self.check_severity(data.severity)
-        milestones = {name: getattr(data, f"{name}_at") for name in ALL_MILESTONES}
+        m = Milestones(
+            data.detected_at, data.analysed_at, data.notified_at, data.acknowledged_at, data.contained_at,
+            data.resolved_at,
+        )  # fmt: skip
         return (
             data.agency,
             data.title,
@@ -76,8 +84,13 @@ class Clocks:
             data.source,
             data.external_id,
             body_hash(data),
-            *(milestones[name] for name in ALL_MILESTONES),
-            *clock_values(self.clock(data.severity, milestones)),
+            m.detected,
+            m.analysed,
+            m.notified,
+            m.acknowledged,
+            m.contained,
+            m.resolved,
+            *clock_values(self._clock(data.severity, m)),
             self.fingerprint,
             actor,
         )

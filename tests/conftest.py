@@ -100,6 +100,7 @@ def settings(tmp_path: Path) -> Settings:
         data_dir=tmp_path / "data",
         scheduler_enabled=False,
         token_cache_seconds=0,
+        parse_workers=0,  # a worker process per test app would cost a second each; one test covers that path
         log_format="json",
         db_timeout_seconds=5.0,
     )

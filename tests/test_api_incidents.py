@@ -280,3 +280,16 @@ async def test_bulk_over_the_line_limit_is_413(api: Api) -> None:
     status, problem = await api.call("POST", "/api/v1/incidents/bulk", data=body)
     assert status == 413
     assert "10000" in problem["detail"]
+
+
+async def test_bulk_validated_in_a_worker_process_keeps_line_numbers_across_chunks(make_api: Any) -> None:
+    """With validation in a worker process, a body of several chunks reports bad lines by their real numbers."""
+    api: Api = await make_api(parse_workers=1)
+    lines = [json.dumps(incident(external_id=f"w{n}")) for n in range(2500)]
+    lines[1500] = json.dumps(incident(external_id="bad", severity="nope"))
+    lines[2499] = lines[0]
+    body = "\n".join(lines).encode()
+    status, result = await api.call("POST", "/api/v1/incidents/bulk", data=body)
+    assert status == 200, result
+    assert (result["accepted"], result["duplicates"]) == (2498, 1)
+    assert [r["line"] for r in result["rejected"]] == [1501]

@@ -90,7 +90,7 @@ async def bulk_incidents(request: web.Request) -> web.Response:
     q = app[appkeys.QUERIES]
     async with connection(request) as conn:
         agencies = {r["code"] for r in await conn.fetch(q["agency_codes"])}
-        outcome = await bulk.ingest(conn, q, app[appkeys.POLICY], agencies, caller.name, lines)
+        outcome = await bulk.ingest(conn, q, app[appkeys.POLICY], agencies, caller.name, lines, app[appkeys.PARSER])
     _metrics_ingested(request, "bulk", outcome.accepted)
     metrics = app.get(appkeys.METRICS)
     if metrics is not None and outcome.rejected:
