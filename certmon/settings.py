@@ -29,12 +29,14 @@ class Settings:
     db_timeout_seconds: float = 5.0  # a query slower than this is treated as an outage, not a hang
     retry_after_seconds: int = 5  # told to clients while the database is unreachable
     token_cache_seconds: float = 2.0  # a revoked token stops working within this many seconds
+    parse_workers: int = 1  # processes validating bulk bodies off the event loop; 0 validates in a thread
     metrics_refresh_seconds: float = 15.0  # Prometheus scrapes every 15 s by default
     sweep_seconds: float = 60.0
     scheduler_enabled: bool = True
     export_dir: Path | None = None
     export_hour: int = 1  # Bangkok hour on the 1st of the month when last month's export runs
     signing_key_path: Path | None = None
+    ingest_mapping: Path | None = None  # TOML: alert severities, categories, labels, grouping window
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -68,6 +70,15 @@ class Settings:
                 value = convert(raw)
                 if value <= 0:  # type: ignore[operator]
                     raise ValueError("must be greater than zero")
+                return value
+
+            return check
+
+        def non_negative(convert: Callable[[str], int]) -> Callable[[str], int]:
+            def check(raw: str) -> int:
+                value = convert(raw)
+                if value < 0:
+                    raise ValueError("must not be negative")
                 return value
 
             return check
@@ -117,10 +128,12 @@ class Settings:
             db_timeout_seconds=get("DB_TIMEOUT_SECONDS", positive(float), 5.0),
             retry_after_seconds=get("RETRY_AFTER_SECONDS", positive(int), 5),
             token_cache_seconds=get("TOKEN_CACHE_SECONDS", float, 2.0),
+            parse_workers=get("PARSE_WORKERS", non_negative(int), 1),
             metrics_refresh_seconds=get("METRICS_REFRESH_SECONDS", positive(float), 15.0),
             sweep_seconds=get("SWEEP_SECONDS", positive(float), 60.0),
             scheduler_enabled=get("SCHEDULER", boolean, True),
             export_dir=get("EXPORT_DIR", Path, None),
             export_hour=get("EXPORT_HOUR", hour, 1),
             signing_key_path=get("SIGNING_KEY", Path, None),
+            ingest_mapping=get("INGEST_MAPPING", existing_file, None),
         )
