@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from certmon import appkeys, incidents
 from certmon.policy import Policy, SeverityPolicy
 from tests.conftest import Api
 
@@ -142,3 +143,18 @@ async def test_business_hours_calendar_moves_the_due_time_past_the_weekend(make_
     assert created["sla"]["due_at"] == "2021-08-09T02:00:00+00:00"
     assert created["sla"]["state"] == "met"
     assert created["sla"]["elapsed_seconds"] == 1800 + 20 * 60
+
+
+async def test_changed_policy_recomputes_stored_clocks(api: Api) -> None:
+    """Incidents stored under one policy get their clocks recomputed when the service starts under another."""
+    created = await record(api, "2021-08-02T09:00:00+07:00", "2021-08-02T10:30:00+07:00")
+    assert created["sla"]["state"] == "breached"
+    defaults = Policy()
+    two_hours = {name: SeverityPolicy(target_seconds=7200) for name in defaults.severities}
+    relaxed = defaults.model_copy(update={"severities": two_hours})
+    async with api.app[appkeys.POOL].acquire() as conn:
+        assert await incidents.recompute_stale(conn, api.app[appkeys.QUERIES], relaxed) == 1
+        assert await incidents.recompute_stale(conn, api.app[appkeys.QUERIES], relaxed) == 0
+        row = await conn.fetchrow("SELECT due_at, policy_hash FROM incidents WHERE id = $1", created["id"])
+    assert row["due_at"].isoformat() == "2021-08-02T04:00:00+00:00"
+    assert row["policy_hash"] == relaxed.fingerprint()
