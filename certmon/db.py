@@ -117,7 +117,9 @@ async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10, timeou
         max_size=max_size,
         command_timeout=timeout,
         timeout=timeout,
-        server_settings={"application_name": "certmon", "timezone": "UTC"},
+        # Queries take optional filters as "$n IS NULL OR col = $n"; a cached generic plan cannot use an index
+        # for those, so every execution is planned for its actual parameters.
+        server_settings={"application_name": "certmon", "timezone": "UTC", "plan_cache_mode": "force_custom_plan"},
     )
     await pool
     with contextlib.suppress(*OUTAGE_ERRORS):

@@ -38,7 +38,7 @@ class Clocks:
     @property
     def fingerprint(self) -> str:
         if self._fingerprint is None:
-            self._fingerprint = self.policy.fingerprint()
+            self._fingerprint = self.policy.clock_fingerprint()
         return self._fingerprint
 
     def check_severity(self, severity: str) -> None:

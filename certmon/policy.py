@@ -97,6 +97,92 @@ def _check_names(kind: str, names: dict[str, Any]) -> None:
             raise ValueError(f"{kind}.{name}: names are 1-64 letters, digits, '.', '_' or '-'")
 
 
+SCALE_POINTS = 5  # Thai government satisfaction surveys use a 5-point scale; the bands in surveys.py assume it
+
+
+class SurveyQuestion(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    th: Annotated[str, Field(min_length=1)]
+    en: Annotated[str, Field(min_length=1)]
+
+
+class SurveyService(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name_th: str = ""
+    name_en: str = ""
+    target: Annotated[float, Field(gt=0, le=1)] = 0.85
+    questions: tuple[SurveyQuestion, ...]
+
+    @model_validator(mode="after")
+    def _questions_valid(self) -> Self:
+        if not self.questions:
+            raise ValueError("questions: at least one question is needed")
+        ids = [question.id for question in self.questions]
+        _check_names("questions", dict.fromkeys(ids))
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"questions: ids must be unique, got {ids}")
+        return self
+
+    def question_ids(self) -> tuple[str, ...]:
+        return tuple(question.id for question in self.questions)
+
+
+def _q(id_: str, th: str, en: str) -> SurveyQuestion:
+    return SurveyQuestion(id=id_, th=th, en=en)
+
+
+def _default_survey_services() -> dict[str, SurveyService]:
+    return {
+        "security-services": SurveyService(
+            name_th="การให้บริการด้านความมั่นคงปลอดภัยไซเบอร์",
+            name_en="Cybersecurity services",
+            questions=(
+                _q("timeliness", "ความรวดเร็วในการแจ้งเตือนและประสานงาน", "Speed of alerts and coordination"),
+                _q("usefulness", "ความถูกต้องและประโยชน์ของข้อมูลที่ได้รับ", "Accuracy and usefulness of the information"),
+                _q("expertise", "ความรู้ความสามารถของเจ้าหน้าที่", "Knowledge and competence of the staff"),
+                _q("courtesy", "ความสุภาพและความเต็มใจให้บริการของเจ้าหน้าที่", "Courtesy and helpfulness of the staff"),
+                _q("overall", "ความพึงพอใจโดยรวมต่อการให้บริการ", "Overall satisfaction with the service"),
+            ),
+        ),
+        "cii-services": SurveyService(
+            name_th="การให้บริการแก่หน่วยงานโครงสร้างพื้นฐานสำคัญทางสารสนเทศ",
+            name_en="Critical information infrastructure (CII) services",
+            questions=(
+                _q("guidance", "ความเหมาะสมของมาตรฐานและแนวปฏิบัติที่ได้รับ", "Fitness of the standards and guidelines"),
+                _q("response", "ความรวดเร็วในการรับมือภัยคุกคามทางไซเบอร์", "Speed of response to cyber threats"),
+                _q("exercises", "ประโยชน์ของการฝึกซ้อมและการประเมินความพร้อม", "Usefulness of exercises and assessments"),
+                _q("expertise", "ความรู้ความสามารถของเจ้าหน้าที่", "Knowledge and competence of the staff"),
+                _q("overall", "ความพึงพอใจโดยรวมต่อการให้บริการ", "Overall satisfaction with the service"),
+            ),
+        ),
+    }
+
+
+class SurveyPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    scale_th: tuple[str, ...] = ("น้อยที่สุด", "น้อย", "ปานกลาง", "มาก", "มากที่สุด")
+    scale_en: tuple[str, ...] = ("very dissatisfied", "dissatisfied", "neutral", "satisfied", "very satisfied")
+    services: dict[str, SurveyService] = Field(default_factory=_default_survey_services)
+
+    @field_validator("scale_th", "scale_en")
+    @classmethod
+    def _five_labels(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if len(value) != SCALE_POINTS:
+            raise ValueError(f"give {SCALE_POINTS} labels, score 1 first; got {len(value)}")
+        return value
+
+    @model_validator(mode="after")
+    def _services_valid(self) -> Self:
+        if not self.services:
+            raise ValueError("services: at least one survey service is needed")
+        _check_names("services", self.services)
+        return self
+
+
 class Policy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -107,6 +193,7 @@ class Policy(BaseModel):
     yellow_max_shortfall: Annotated[float, Field(ge=0, le=1)] = 0.20
     severities: dict[str, SeverityPolicy] = Field(default_factory=_default_severities)
     calendars: dict[str, CalendarPolicy] = Field(default_factory=_default_calendars)
+    surveys: SurveyPolicy = Field(default_factory=SurveyPolicy)
 
     @field_validator("timezone")
     @classmethod
@@ -148,8 +235,11 @@ class Policy(BaseModel):
 
     def fingerprint(self) -> str:
         """SHA-256 hex of a canonical JSON dump: equal policies give equal fingerprints, whatever the key order."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        return _digest(self.model_dump(mode="json"))
+
+    def clock_fingerprint(self) -> str:
+        """The fingerprint of only what decides incidents' clocks, so a survey edit does not recompute them."""
+        return _digest(self.model_dump(mode="json", include=CLOCK_FIELDS))
 
     def severity(self, name: str) -> SeverityPolicy:
         """The policy of a severity; KeyError naming the known ones if it is not configured."""
@@ -161,6 +251,14 @@ class Policy(BaseModel):
     def calendar_for(self, severity: str) -> Calendar:
         """The calendar a severity's clock runs on, shared between equal policies."""
         return _calendar(self.calendars[self.severity(severity).calendar], self.timezone)
+
+
+CLOCK_FIELDS = {"timezone", "at_risk_fraction", "severities", "calendars"}
+
+
+def _digest(data: Any) -> str:
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 @lru_cache(maxsize=64)

@@ -157,4 +157,4 @@ async def test_changed_policy_recomputes_stored_clocks(api: Api) -> None:
         assert await incidents.recompute_stale(conn, api.app[appkeys.QUERIES], relaxed) == 0
         row = await conn.fetchrow("SELECT due_at, policy_hash FROM incidents WHERE id = $1", created["id"])
     assert row["due_at"].isoformat() == "2021-08-02T04:00:00+00:00"
-    assert row["policy_hash"] == relaxed.fingerprint()
+    assert row["policy_hash"] == relaxed.clock_fingerprint()

@@ -141,3 +141,16 @@ def test_missing_policy_file_raises_policy_error(tmp_path: Path) -> None:
 def test_policy_error_is_a_value_error() -> None:
     """Callers that catch ValueError also catch policy problems."""
     assert issubclass(PolicyError, ValueError)
+
+
+def test_survey_changes_leave_the_clock_fingerprint_alone() -> None:
+    """Editing a survey target changes the policy's fingerprint but not the one stored clocks are keyed on."""
+    defaults = Policy()
+    service = next(iter(defaults.surveys.services))
+    services = dict(defaults.surveys.services)
+    services[service] = services[service].model_copy(update={"target": 0.9})
+    edited = defaults.model_copy(update={"surveys": defaults.surveys.model_copy(update={"services": services})})
+    assert edited.fingerprint() != defaults.fingerprint()
+    assert edited.clock_fingerprint() == defaults.clock_fingerprint()
+    slower = defaults.model_copy(update={"at_risk_fraction": 0.5})
+    assert slower.clock_fingerprint() != defaults.clock_fingerprint()
