@@ -33,6 +33,8 @@ OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.AdminShutdownError,
     asyncpg.CrashShutdownError,
     asyncpg.InterfaceError,
+    # Seen when the server kills a pooled connection between two uses: the protocol is left mid-operation.
+    asyncpg.InternalClientError,
 )
 
 # While connecting, any refusal (shutting down, not accepting connections, authentication) is an outage to callers.
