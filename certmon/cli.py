@@ -135,7 +135,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def extensions() -> Sequence[Callable[[Any], None]]:
     """Commands contributed by other modules, each a function taking the subparsers object."""
-    return ()
+    from certmon import exports, fiscal_report, survey_import
+    from certmon.sources import commands as source_commands
+
+    return (
+        survey_import.add_commands,
+        exports.add_commands,
+        fiscal_report.add_commands,
+        source_commands.add_commands,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -14,6 +14,7 @@ from prometheus_client import (
 from prometheus_client.exposition import choose_encoder
 
 from certmon import __version__, appkeys
+from certmon.snapshot import PRERENDERED, Snapshot, SnapshotCollector, SnapshotHealth
 
 # Request latency buckets in seconds: the API answers in milliseconds; a second is already an incident.
 REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -47,10 +48,29 @@ class Metrics:
             ["source", "reason"],
             registry=self.registry,
         )
+        # Label sets known in advance start at zero, so that rate() sees the first increment.
+        for source in ("api", "bulk"):
+            self.ingested.labels(source=source)
+        self.rejected.labels(source="bulk", reason="invalid")
+        self.snapshot = Snapshot()
+        self.registry.register(SnapshotCollector(self.snapshot))
+        self.registry.register(SnapshotHealth(self.snapshot))
+
+
+def render(metrics: Metrics, accept: str) -> tuple[bytes, str]:
+    """The exposition the Accept header asks for: the registry rendered now, plus the pre-rendered snapshot."""
+    encoder, content_type = choose_encoder(accept)
+    token = PRERENDERED.set(True)
+    try:
+        live = encoder(metrics.registry)
+    finally:
+        PRERENDERED.reset(token)
+    snapshot = metrics.snapshot
+    if content_type.startswith("application/openmetrics-text"):
+        return live.removesuffix(b"# EOF\n") + snapshot.openmetrics + b"# EOF\n", content_type
+    return live + snapshot.text, content_type
 
 
 async def handle_metrics(request: web.Request) -> web.Response:
-    registry = request.app[appkeys.METRICS].registry
-    encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
-    body = encoder(registry)
+    body, content_type = render(request.app[appkeys.METRICS], request.headers.get("Accept", ""))
     return web.Response(body=body, headers={"Content-Type": content_type})

@@ -9,7 +9,7 @@ import structlog
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from certmon import appkeys, db
+from certmon import appkeys, db, exports, snapshot
 from certmon.errors import DatabaseUnavailable
 
 log = structlog.get_logger("certmon.jobs")
@@ -51,7 +51,7 @@ def install_sweep(app: web.Application, scheduler: AsyncIOScheduler) -> None:
     )
 
 
-INSTALLERS: list[JobInstaller] = [install_sweep]
+INSTALLERS: list[JobInstaller] = [install_sweep, snapshot.install_refresh, exports.install_exports]
 
 
 async def context(app: web.Application) -> AsyncIterator[None]:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from certmon.api import agencies, incidents, sla
+from certmon.api import agencies, exports, incidents, ingest, reports, sla, surveys
 from certmon.api.common import Api, json_response
 from certmon.api.openapi import document
 
-MODULES: tuple[Api, ...] = (agencies.api, incidents.api, sla.api)
-PUBLIC_PATHS = frozenset({"/api/v1/openapi.json"})
+MODULES: tuple[Api, ...] = (agencies.api, incidents.api, sla.api, surveys.api, ingest.api, exports.api, reports.api)
+PUBLIC_PATHS = frozenset({"/api/v1/openapi.json", exports.PUBLIC_KEY_PATH})
 
 
 def setup_routes(app: web.Application) -> None:

@@ -1,0 +1,285 @@
+"""/metrics: the database snapshot, its refresh, its failure modes, labels and content negotiation."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+from aiohttp import web
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
+from prometheus_client.parser import text_string_to_metric_families as parse_text
+
+from certmon import appkeys, snapshot
+from certmon.app import create_app
+from certmon.db import Queries
+from certmon.periods import current_month
+from certmon.policy import Policy
+from certmon.settings import Settings
+from tests.conftest import Api
+
+PROMETHEUS_ACCEPT = (
+    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+    "text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+)  # what Prometheus 2.42 sends
+BOUNDED_LABELS = {"agency", "sector", "severity", "state", "window", "le", "part", "version", "service"}
+REQUEST_LABELS = {"method", "route", "status", "source", "reason"}
+
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def samples(text: str) -> Samples:
+    return {(s.name, frozenset(s.labels.items())): s.value for f in parse_text(text) for s in f.samples}
+
+
+def value(found: Samples, name: str, **labels: str) -> float | None:
+    return found.get((name, frozenset(labels.items())))
+
+
+async def scrape(api: Api, accept: str = "") -> tuple[str, str]:
+    async with api.client.get("/metrics", headers={"Accept": accept} if accept else {}) as response:
+        assert response.status == 200
+        return response.headers["Content-Type"], await response.text()
+
+
+async def record(api: Api, minutes_ago: float, notified_after: float | None = None, **fields: Any) -> int:
+    now = datetime.now(UTC)
+    detected = now - timedelta(minutes=minutes_ago)
+    body = {"agency": "MOF", "title": "alert", "severity": "high", "category": "fraud/phishing", **fields}
+    body["detected_at"] = detected.isoformat()
+    if notified_after is not None:
+        body["notified_at"] = (detected + timedelta(minutes=notified_after)).isoformat()
+    status, created = await api.call("POST", "/api/v1/incidents", json=body)
+    assert status == 201, created
+    return int(created["id"])
+
+
+@pytest.fixture
+def this_month(policy: Policy) -> None:
+    """Tests below place incidents up to three hours back and expect them in the current Bangkok month."""
+    now = datetime.now(UTC)
+    if now - current_month(now, policy.tz).start < timedelta(hours=3):
+        pytest.skip("the current Bangkok month began less than three hours ago")
+
+
+@pytest.fixture
+def extra_part() -> Iterator[Callable[[snapshot.SnapshotPart], None]]:
+    added: list[snapshot.SnapshotPart] = []
+
+    def add(part: snapshot.SnapshotPart) -> None:
+        snapshot.PARTS.append(part)
+        added.append(part)
+
+    yield add
+    for part in added:
+        snapshot.PARTS.remove(part)
+
+
+async def test_metrics_show_compliance_counts_and_open_clocks_of_the_current_month(api: Api, this_month: None) -> None:
+    """Met, breached, at-risk and pending incidents of MOF appear in its counts, ratios and open clocks."""
+    await record(api, 100, notified_after=10)  # met
+    await record(api, 100, notified_after=30)  # met
+    await record(api, 170, notified_after=90, severity="critical")  # breached, notified late
+    await record(api, 150, severity="critical")  # breached, still not notified
+    await record(api, 50)  # at risk: 45 of its 60 minutes are gone
+    await record(api, 5, severity="low")  # pending
+    assert await snapshot.refresh(api.app)
+    found = samples((await scrape(api))[1])
+
+    def count(window: str, severity: str, state: str) -> float | None:
+        labels = {"window": window, "agency": "MOF", "sector": "government", "severity": severity, "state": state}
+        return value(found, "certmon_sla_incidents", **labels)
+
+    for window in snapshot.WINDOWS:
+        assert (count(window, "high", "met"), count(window, "high", "at_risk")) == (2, 1)
+        assert (count(window, "critical", "breached"), count(window, "critical", "met")) == (2, 0)
+        assert (count(window, "low", "pending"), count(window, "low", "breached")) == (1, 0)
+        assert count(window, "medium", "met") is None  # MOF had no medium incident
+        assert value(found, "certmon_sla_compliance_ratio", window=window) == 0.5
+        agency = {"window": window, "agency": "MOF", "sector": "government"}
+        assert value(found, "certmon_sla_agency_compliance_ratio", **agency) == 0.5
+    assert value(found, "certmon_sla_target_ratio") == 0.96
+    open_clock = {"agency": "MOF", "sector": "government"}
+    assert value(found, "certmon_sla_open_incidents", **open_clock, severity="critical", state="breached") == 1
+    assert value(found, "certmon_sla_open_incidents", **open_clock, severity="high", state="at_risk") == 1
+    assert value(found, "certmon_sla_open_incidents", **open_clock, severity="low", state="pending") == 1
+    decided = {"sector": "government", "severity": "critical"}
+    assert value(found, "certmon_sla_decided_incidents_total", **decided, state="breached") == 2
+    assert value(found, "certmon_sla_decided_incidents_total", **decided, state="met") == 0
+
+
+async def test_snapshot_figures_equal_the_sla_api_figures_of_the_month_by_sector(api: Api, this_month: None) -> None:
+    """Summing the per-agency counts by sector gives exactly what GET /api/v1/sla reports for the month."""
+    await api.agency("HOSP01", sector="public-health")
+    for agency, minutes_ago, notified_after in (
+        ("MOF", 120, 20), ("MOF", 130, 75), ("DGA", 90, None), ("HOSP01", 40, None), ("HOSP01", 100, 50),
+    ):  # fmt: skip
+        await record(api, minutes_ago, notified_after, agency=agency)
+    assert await snapshot.refresh(api.app)
+    found = samples((await scrape(api))[1])
+    now = datetime.now(UTC)
+    period = current_month(now, api.app[appkeys.POLICY].tz).label
+    _, report = await api.call("GET", f"/api/v1/sla?period={period}&group_by=sector")
+    for group in report["groups"]:
+        for state in snapshot.SLA_STATES:
+            total = sum(
+                v
+                for (name, labels), v in found.items()
+                if name == "certmon_sla_incidents"
+                and {("window", "month"), ("sector", group["key"]), ("state", state)} <= labels
+            )
+            assert total == group[state], (group["key"], state)
+    assert value(found, "certmon_sla_compliance_ratio", window="month") == report["compliance"]
+
+
+async def test_delay_histogram_counts_stopped_clocks_in_cumulative_buckets(api: Api) -> None:
+    """Delays of 10, 60 (exactly the target) and 70 minutes land in le=900, le=3600 and le=5400, cumulatively."""
+    for minutes in (10, 60, 70):
+        await record(api, 600, notified_after=minutes)
+    await record(api, 30)  # running clock: not observed
+    assert await snapshot.refresh(api.app)
+    found = samples((await scrape(api))[1])
+
+    def bucket(le: str) -> float | None:
+        return value(found, "certmon_sla_delay_seconds_bucket", severity="high", le=le)
+
+    assert [bucket(le) for le in ("300.0", "900.0", "1800.0", "3600.0", "5400.0", "86400.0", "+Inf")] == [
+        0, 1, 1, 2, 3, 3, 3,
+    ]  # fmt: skip
+    assert value(found, "certmon_sla_delay_seconds_count", severity="high") == 3
+    assert value(found, "certmon_sla_delay_seconds_sum", severity="high") == pytest.approx(140 * 60)
+    assert value(found, "certmon_sla_delay_seconds_count", severity="medium") == 0
+
+
+async def test_scrapes_answer_from_the_last_snapshot_while_the_database_is_down(api: Api) -> None:
+    """With the pool closed, /metrics still answers with the old figures and counts the failed refresh."""
+    await record(api, 100, notified_after=10)
+    assert await snapshot.refresh(api.app)
+    before = samples((await scrape(api))[1])
+    await api.app[appkeys.POOL].close()
+    assert not await snapshot.refresh(api.app)
+    after = samples((await scrape(api))[1])
+    assert value(after, "certmon_snapshot_refresh_failures_total", part="database") == 1
+    assert value(after, "certmon_sla_compliance_ratio", window="fiscal_year") == 1.0
+    last_success = "certmon_snapshot_last_success_timestamp_seconds"
+    assert value(after, last_success) == value(before, last_success)
+    age = value(after, "certmon_snapshot_age_seconds")
+    assert age is not None and age >= 0
+
+
+async def test_failing_part_keeps_its_figures_while_the_others_refresh(
+    api: Api, extra_part: Callable[[snapshot.SnapshotPart], None]
+) -> None:
+    """A part whose SQL fails is counted and does not stop the SLA figures from updating."""
+    broken = {"now": False}
+
+    async def survey_like(conn: asyncpg.Connection, q: Queries, policy: Policy, now: datetime) -> list[snapshot.Family]:
+        if broken["now"]:
+            await conn.fetch("SELECT * FROM no_such_table")
+        return [snapshot.Family("certmon_test_answers", "answers", ("survey",), [(("s1",), 7.0)])]
+
+    extra_part(survey_like)
+    await snapshot.refresh(api.app)
+    broken["now"] = True
+    await record(api, 100, notified_after=10)
+    assert not await snapshot.refresh(api.app)
+    found = samples((await scrape(api))[1])
+    part = snapshot.part_name(survey_like)
+    assert value(found, "certmon_snapshot_refresh_failures_total", part=part) == 1
+    assert value(found, "certmon_test_answers", survey="s1") == 7.0
+    assert value(found, "certmon_sla_compliance_ratio", window="fiscal_year") == 1.0
+
+
+async def test_family_with_wrong_number_of_label_values_is_refused() -> None:
+    """A part's family must give one value per label; otherwise it is rejected, not exposed broken."""
+    with pytest.raises(ValueError, match="label values"):
+        snapshot.gauge(snapshot.Family("certmon_x", "x", ("a", "b"), [(("only-one",), 1.0)]))
+    with pytest.raises(ValueError, match="label name"):
+        snapshot.gauge(snapshot.Family("certmon_x", "x", ("bad-label",), []))
+
+
+async def test_prometheus_gets_openmetrics_and_plain_clients_get_text_format(api: Api) -> None:
+    """Prometheus's Accept header gets valid OpenMetrics ending in # EOF; no Accept gets text format 0.0.4."""
+    await record(api, 100, notified_after=10)
+    assert await snapshot.refresh(api.app)
+    content_type, body = await scrape(api, PROMETHEUS_ACCEPT)
+    assert content_type.startswith("application/openmetrics-text; version=1.0.0")
+    assert body.endswith("# EOF\n") and body.count("# EOF") == 1
+    families = {f.name: f for f in parse_openmetrics(body)}
+    assert families["certmon_sla_delay_seconds"].type == "histogram"
+    assert families["certmon_sla_decided_incidents"].type == "counter"
+    assert families["certmon_sla_incidents"].type == "gauge"
+    content_type, body = await scrape(api)
+    assert content_type.startswith("text/plain; version=0.0.4")
+    assert {f.name for f in parse_text(body)} >= {"certmon_sla_incidents", "certmon_build_info", "process_cpu_seconds"}
+
+
+async def test_prerendered_snapshot_is_byte_identical_to_prometheus_client_rendering(api: Api) -> None:
+    """The fast renderer of the snapshot writes exactly what prometheus_client's encoders write."""
+    from prometheus_client.exposition import generate_latest
+    from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+
+    await record(api, 100, notified_after=10)
+    await record(api, 20, agency="DGA", severity="low")
+    assert await snapshot.refresh(api.app)
+    snap = api.app[appkeys.METRICS].snapshot
+    text, openmetrics = snapshot.render(snap.metrics)
+
+    class Fixed:
+        def collect(self) -> list[Any]:
+            return snap.metrics
+
+    assert text == generate_latest(Fixed())  # type: ignore[arg-type]
+    assert openmetrics + b"# EOF\n" == generate_openmetrics(Fixed())
+
+
+async def test_every_label_is_bounded(api: Api) -> None:
+    """certmon families carry only bounded labels (codes, sector, severity, state, window, service), no ids."""
+    await record(api, 100, notified_after=10)
+    await api.call("POST", "/api/v1/incidents/bulk", data=b'{"not": "an incident"}\n')
+    assert await snapshot.refresh(api.app)
+    for family in parse_text((await scrape(api))[1]):
+        if family.name.startswith("certmon_"):
+            for sample in family.samples:
+                assert set(sample.labels) <= BOUNDED_LABELS | REQUEST_LABELS, sample
+
+
+async def test_ingested_and_rejected_incidents_are_counted_by_source(api: Api) -> None:
+    """One incident by the API and a bulk file with one bad line show in the ingest counters."""
+    await record(api, 100, notified_after=10, source="suricata", external_id="a-1")
+    good = b'{"agency": "MOF", "title": "x", "severity": "low", "category": "fraud/phishing", "detected_at": "2021-08-01T00:00:00Z"}'  # noqa: E501
+    await api.call("POST", "/api/v1/incidents/bulk", data=good + b"\n{}\n")
+    found = samples((await scrape(api))[1])
+    assert value(found, "certmon_incidents_ingested_total", source="suricata") == 1
+    assert value(found, "certmon_incidents_ingested_total", source="bulk") == 1
+    assert value(found, "certmon_incidents_rejected_total", source="bulk", reason="invalid") == 1
+
+
+async def test_every_replica_exposes_the_same_snapshot(
+    api: Api, aiohttp_client: Callable[..., Any], settings: Settings
+) -> None:
+    """Two processes on the same database render byte-identical figures, so a dashboard may read either."""
+    await record(api, 100, notified_after=10)
+    await record(api, 170, notified_after=90, agency="DGA")
+    other: web.Application = create_app(settings, database_url=api.database_url)
+    await aiohttp_client(other)
+    assert await snapshot.refresh(api.app)
+    assert await snapshot.refresh(other)
+    assert api.app[appkeys.METRICS].snapshot.text == other[appkeys.METRICS].snapshot.text
+
+
+async def test_refresh_job_fills_the_snapshot_at_start_up(make_api: Callable[..., Any]) -> None:
+    """With the scheduler on, the first refresh runs at start-up without waiting a whole interval."""
+    api: Api = await make_api(scheduler_enabled=True, metrics_refresh_seconds=3600.0)
+    snap = api.app[appkeys.METRICS].snapshot
+    for _ in range(100):
+        if snap.last_success is not None:
+            break
+        await asyncio.sleep(0.05)
+    found = samples((await scrape(api))[1])
+    assert value(found, "certmon_sla_target_ratio") == 0.96
+    assert value(found, "certmon_snapshot_refresh_interval_seconds") == 3600.0
