@@ -51,10 +51,19 @@ class Metrics:
         # Label sets known in advance start at zero, so that rate() sees the first increment.
         for source in ("api", "bulk"):
             self.ingested.labels(source=source)
-        self.rejected.labels(source="bulk", reason="invalid")
+            for reason in ("invalid", "conflict"):
+                self.rejected.labels(source=source, reason=reason)
         self.snapshot = Snapshot()
         self.registry.register(SnapshotCollector(self.snapshot))
         self.registry.register(SnapshotHealth(self.snapshot))
+
+
+# Incidents' `source` is free text from the sender; labels stay bounded by folding unknown ones into "other".
+KNOWN_SOURCES = frozenset({"api", "bulk", "demo", "alertmanager", "suricata", "wazuh", "csv"})
+
+
+def source_label(source: str) -> str:
+    return source if source in KNOWN_SOURCES else "other"
 
 
 def render(metrics: Metrics, accept: str) -> tuple[bytes, str]:

@@ -293,3 +293,30 @@ async def test_bulk_validated_in_a_worker_process_keeps_line_numbers_across_chun
     assert status == 200, result
     assert (result["accepted"], result["duplicates"]) == (2498, 1)
     assert [r["line"] for r in result["rejected"]] == [1501]
+
+
+async def metric_value(api: Api, name: str, **labels: str) -> float:
+    async with api.client.get("/metrics") as response:
+        text = await response.text()
+    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in text.splitlines():
+        if line.startswith(f"{name}{{") and line.split("{", 1)[1].split("}", 1)[0] == wanted:
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def test_ingest_counters_count_accepted_invalid_and_conflicting_records(api: Api) -> None:
+    """Prometheus sees stored, invalid and conflicting records by source, with unknown sources folded into other."""
+    await api.call("POST", "/api/v1/incidents", json=incident(source="suricata", external_id="k"))
+    await api.call("POST", "/api/v1/incidents", json=incident(source="suricata", external_id="k", title="x"))
+    await api.call("POST", "/api/v1/incidents", json=incident(severity="nope"))
+    await api.call("POST", "/api/v1/incidents", json=incident(source="my-own-sensor-7"))
+    lines = [json.dumps(incident(external_id="k", source="suricata", title="y")), "{", json.dumps(incident())]
+    await api.call("POST", "/api/v1/incidents/bulk", data="\n".join(lines).encode())
+    assert await metric_value(api, "certmon_incidents_ingested_total", source="suricata") == 1
+    assert await metric_value(api, "certmon_incidents_ingested_total", source="other") == 1
+    assert await metric_value(api, "certmon_incidents_ingested_total", source="bulk") == 1
+    assert await metric_value(api, "certmon_incidents_rejected_total", source="suricata", reason="conflict") == 1
+    assert await metric_value(api, "certmon_incidents_rejected_total", source="api", reason="invalid") == 1
+    assert await metric_value(api, "certmon_incidents_rejected_total", source="bulk", reason="invalid") == 1
+    assert await metric_value(api, "certmon_incidents_rejected_total", source="bulk", reason="conflict") == 1

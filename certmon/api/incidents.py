@@ -19,7 +19,8 @@ from certmon.api.common import (
     read_model,
 )
 from certmon.auth import READ_ALL
-from certmon.errors import Invalid, NotFound, PayloadTooLarge
+from certmon.errors import BadRequest, Conflict, Invalid, NotFound, PayloadTooLarge
+from certmon.metrics import source_label
 from certmon.models import BulkResult, EventIn, IncidentIn, IncidentOut, IncidentPage
 from certmon.sla import SLA_STATES
 
@@ -36,10 +37,15 @@ def incident_id(request: web.Request) -> int:
         raise NotFound(f"no incident {request.match_info['id']!r}") from None
 
 
-def _metrics_ingested(request: web.Request, source: str, accepted: int) -> None:
-    metrics = request.app.get(appkeys.METRICS)
-    if metrics is not None and accepted:
-        metrics.ingested.labels(source=source).inc(accepted)
+def _count(request: web.Request, source: str, accepted: int = 0, **rejected: int) -> None:
+    """Ingest counters: accepted records, and refused ones by reason (invalid, conflict)."""
+    metrics = request.app[appkeys.METRICS]
+    label = source_label(source)
+    if accepted:
+        metrics.ingested.labels(source=label).inc(accepted)
+    for reason, count in rejected.items():
+        if count:
+            metrics.rejected.labels(source=label, reason=reason).inc(count)
 
 
 @api.operation(
@@ -59,13 +65,21 @@ def _metrics_ingested(request: web.Request, source: str, accepted: int) -> None:
 async def create_incident(request: web.Request) -> web.Response:
     caller = principal(request)
     caller.require(*WRITERS)
-    data = await read_model(request, IncidentIn)
     app = request.app
     policy = app[appkeys.POLICY]
-    async with connection(request) as conn:
-        row, created = await incidents.create(conn, app[appkeys.QUERIES], policy, data, caller.name)
-    if created:
-        _metrics_ingested(request, data.source, 1)
+    source = "api"
+    try:
+        data = await read_model(request, IncidentIn)
+        source = data.source
+        async with connection(request) as conn:
+            row, created = await incidents.create(conn, app[appkeys.QUERIES], policy, data, caller.name)
+    except (Invalid, BadRequest):
+        _count(request, source, invalid=1)
+        raise
+    except Conflict:
+        _count(request, source, conflict=1)
+        raise
+    _count(request, source, accepted=int(created))
     return json_response(incidents.to_json(row, policy, datetime.now(UTC)), status=201 if created else 200)
 
 
@@ -91,10 +105,8 @@ async def bulk_incidents(request: web.Request) -> web.Response:
     async with connection(request) as conn:
         agencies = {r["code"] for r in await conn.fetch(q["agency_codes"])}
         outcome = await bulk.ingest(conn, q, app[appkeys.POLICY], agencies, caller.name, lines, app[appkeys.PARSER])
-    _metrics_ingested(request, "bulk", outcome.accepted)
-    metrics = app.get(appkeys.METRICS)
-    if metrics is not None and outcome.rejected:
-        metrics.rejected.labels(source="bulk", reason="invalid").inc(len(outcome.rejected))
+    conflicts = sum(1 for r in outcome.rejected if r["error"].startswith("conflict:"))
+    _count(request, "bulk", outcome.accepted, invalid=len(outcome.rejected) - conflicts, conflict=conflicts)
     return json_response(outcome.as_json())
 
 
