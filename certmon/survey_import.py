@@ -25,7 +25,7 @@ import pydantic
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from certmon import cli, db, surveys
+from certmon import bulk, cli, db, surveys
 from certmon.errors import CertmonError, Invalid
 from certmon.periods import BE_OFFSET
 from certmon.policy import Policy, load_policy
@@ -41,7 +41,7 @@ MIN_BE_YEAR = 2400  # a four-digit year above this is Buddhist Era (2564 = 2021)
 @dataclass(slots=True)
 class ImportResult:
     rows: int = 0
-    outcome: surveys.BulkOutcome = field(default_factory=surveys.BulkOutcome)
+    outcome: bulk.BulkOutcome = field(default_factory=bulk.BulkOutcome)
     ignored_columns: list[str] = field(default_factory=list)
     rejects_path: Path | None = None
 
@@ -173,7 +173,7 @@ async def import_csv(
                     fields["submitted_at"] = parse_when(record.get(columns.date) or "", policy)
                     rows.append(surveys.stage_row(row_number, fields, policy, agencies, actor))
                 except pydantic.ValidationError as exc:
-                    result.outcome.rejected.append({"line": row_number, "error": surveys.describe(exc)})
+                    result.outcome.rejected.append({"line": row_number, "error": bulk.describe(exc)})
                 except CertmonError as exc:
                     result.outcome.rejected.append({"line": row_number, "error": exc.detail})
                 except ValueError as exc:

@@ -12,7 +12,6 @@ import json
 import random
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -21,6 +20,7 @@ import asyncpg
 import pydantic
 from pydantic import Field, StrictInt
 
+from certmon.bulk import BulkOutcome, describe
 from certmon.db import Queries
 from certmon.errors import CertmonError, Conflict, Invalid
 from certmon.models import AgencyCode, PastTime, Strict
@@ -155,24 +155,6 @@ STAGE_COLUMNS = (
     "line", "service", "agency_code", "submitted_at", "answers", "answer_count", "score_sum", "top2_count",
     "comment", "channel", "external_id", "body_hash", "created_by",
 )  # fmt: skip
-
-
-@dataclass(slots=True)
-class BulkOutcome:
-    accepted: int = 0
-    duplicates: int = 0
-    rejected: list[dict[str, Any]] = field(default_factory=list)
-
-    def as_json(self) -> dict[str, Any]:
-        return {"accepted": self.accepted, "duplicates": self.duplicates, "rejected": self.rejected}
-
-
-def describe(error: pydantic.ValidationError) -> str:
-    parts = []
-    for e in error.errors():
-        where = ".".join(str(p) for p in e["loc"]) or "body"
-        parts.append(f"{where}: {e['msg'].removeprefix('Value error, ')}")
-    return "; ".join(parts)
 
 
 def stage_row(

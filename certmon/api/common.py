@@ -87,6 +87,24 @@ def query(request: web.Request, name: str, convert: Callable[[str], T] | None = 
         raise Invalid(name, str(exc) or f"bad value {raw!r}") from None
 
 
+def page_limit(raw: str) -> int:
+    """A page size between 1 and 1000."""
+    value = int(raw)
+    if not 1 <= value <= 1000:
+        raise ValueError("must be between 1 and 1000")
+    return value
+
+
+async def read_ndjson(request: web.Request, max_lines: int, max_bytes: int) -> list[bytes]:
+    """The lines of an NDJSON body, refused whole (413) when it is too large to take in one request."""
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise PayloadTooLarge(f"body larger than {max_bytes} bytes")
+    lines = (await request.read()).splitlines()
+    if sum(1 for line in lines if line.strip()) > max_lines:
+        raise PayloadTooLarge(f"more than {max_lines} lines; split the file")
+    return lines
+
+
 def choice(*allowed: str) -> Callable[[str], str]:
     def convert(raw: str) -> str:
         if raw not in allowed:

@@ -14,12 +14,14 @@ from certmon.api.common import (
     choice,
     connection,
     json_response,
+    page_limit,
     principal,
     query,
     read_model,
+    read_ndjson,
 )
 from certmon.auth import READ_ALL
-from certmon.errors import BadRequest, Conflict, Invalid, NotFound, PayloadTooLarge
+from certmon.errors import BadRequest, Conflict, Invalid, NotFound
 from certmon.metrics import source_label
 from certmon.models import BulkResult, EventIn, IncidentIn, IncidentOut, IncidentPage
 from certmon.sla import SLA_STATES
@@ -95,11 +97,7 @@ async def create_incident(request: web.Request) -> web.Response:
 async def bulk_incidents(request: web.Request) -> web.Response:
     caller = principal(request)
     caller.require(*WRITERS)
-    if request.content_length is not None and request.content_length > MAX_BULK_BYTES:
-        raise PayloadTooLarge(f"body larger than {MAX_BULK_BYTES} bytes")
-    lines = (await request.read()).splitlines()
-    if sum(1 for line in lines if line.strip()) > bulk.MAX_LINES:
-        raise PayloadTooLarge(f"more than {bulk.MAX_LINES} lines; split the file")
+    lines = await read_ndjson(request, bulk.MAX_LINES, MAX_BULK_BYTES)
     app = request.app
     q = app[appkeys.QUERIES]
     async with connection(request) as conn:
@@ -166,13 +164,6 @@ LIST_PARAMS = (
 )
 
 
-def _limit(raw: str) -> int:
-    value = int(raw)
-    if not 1 <= value <= 1000:
-        raise ValueError("must be between 1 and 1000")
-    return value
-
-
 @api.operation(
     "GET",
     "/api/v1/incidents",
@@ -191,7 +182,7 @@ async def list_incidents(request: web.Request) -> web.Response:
     sla_state = query(request, "sla", choice(*SLA_STATES))
     since = query(request, "since", aware_datetime)
     until = query(request, "until", aware_datetime)
-    limit = query(request, "limit", _limit) or 100
+    limit = query(request, "limit", page_limit) or 100
     cursor = request.query.get("cursor")
     after = incidents.decode_cursor(cursor) if cursor else None
     if isinstance(since, datetime) and isinstance(until, datetime) and until <= since:

@@ -10,7 +10,7 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from certmon import appkeys
-from certmon.api.common import Api, Param, connection, json_response, principal, query, read_model
+from certmon.api.common import Api, Param, connection, json_response, page_limit, principal, query, read_model
 from certmon.auth import READ_ALL
 from certmon.errors import Invalid
 from certmon.sources import alertmanager, eve, wazuh
@@ -143,13 +143,6 @@ async def ingest_wazuh(request: web.Request) -> web.Response:
     return await _stream(request, wazuh.SOURCE, lambda record: wazuh.to_alert(record, m.wazuh), m.window)
 
 
-def _limit(raw: str) -> int:
-    value = int(raw)
-    if not 1 <= value <= 1000:
-        raise ValueError("must be between 1 and 1000")
-    return value
-
-
 @api.operation(
     "GET",
     "/api/v1/ingest/unmatched",
@@ -164,7 +157,7 @@ def _limit(raw: str) -> int:
 async def unmatched(request: web.Request) -> web.Response:
     principal(request).require(*READ_ALL)
     source = query(request, "source")
-    limit = query(request, "limit", _limit) or SAMPLE_LIMIT
+    limit = query(request, "limit", page_limit) or SAMPLE_LIMIT
     if source is not None and source not in (eve.SOURCE, wazuh.SOURCE, alertmanager.SOURCE):
         raise Invalid("source", f"must be one of {eve.SOURCE}, {wazuh.SOURCE}, {alertmanager.SOURCE}")
     q = request.app[appkeys.QUERIES]

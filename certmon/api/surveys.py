@@ -8,10 +8,21 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from certmon import appkeys, surveys
-from certmon.api.common import Api, Param, choice, connection, json_response, principal, query, read_model
+from certmon import appkeys, bulk, surveys
+from certmon.api.common import (
+    Api,
+    Param,
+    choice,
+    connection,
+    json_response,
+    page_limit,
+    principal,
+    query,
+    read_model,
+    read_ndjson,
+)
 from certmon.auth import READ_ALL, Principal
-from certmon.errors import Forbidden, Invalid, PayloadTooLarge
+from certmon.errors import Forbidden, Invalid
 from certmon.models import BulkResult
 from certmon.periods import Period, parse_period
 from certmon.surveys import ResponseIn
@@ -125,14 +136,10 @@ async def create_response(request: web.Request) -> web.Response:
 async def bulk_responses(request: web.Request) -> web.Response:
     caller = principal(request)
     caller.require(*WRITERS)
-    if request.content_length is not None and request.content_length > MAX_BULK_BYTES:
-        raise PayloadTooLarge(f"body larger than {MAX_BULK_BYTES} bytes")
-    lines = (await request.read()).splitlines()
-    if sum(1 for line in lines if line.strip()) > surveys.MAX_BULK_LINES:
-        raise PayloadTooLarge(f"more than {surveys.MAX_BULK_LINES} lines; split the file")
+    lines = await read_ndjson(request, surveys.MAX_BULK_LINES, MAX_BULK_BYTES)
     app = request.app
     q = app[appkeys.QUERIES]
-    outcome = surveys.BulkOutcome()
+    outcome = bulk.BulkOutcome()
     async with connection(request) as conn:
         agencies = {r["code"] for r in await conn.fetch(q["agency_codes"])}
         rows = surveys.parse_lines(lines, app[appkeys.POLICY], agencies, caller.name, outcome)
@@ -153,13 +160,6 @@ def _period(request: web.Request, required: bool) -> Period | None:
 
 
 PERIOD_HELP = "2021-08, FY2564, FY2564-Q4 or 2021-08-01..2021-08-16 (end exclusive), Bangkok time"
-
-
-def _limit(raw: str) -> int:
-    value = int(raw)
-    if not 1 <= value <= 1000:
-        raise ValueError("must be between 1 and 1000")
-    return value
 
 
 def _cursor(raw: str) -> int:
@@ -190,7 +190,7 @@ async def list_responses(request: web.Request) -> web.Response:
     period = _period(request, required=False)
     service = query(request, "service", choice(*policy.surveys.services))
     agency = caller.scope(query(request, "agency"))
-    limit = int(query(request, "limit", _limit) or 100)
+    limit = int(query(request, "limit", page_limit) or 100)
     after = query(request, "cursor", _cursor)
     async with connection(request) as conn:
         rows = await conn.fetch(
