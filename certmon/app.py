@@ -172,7 +172,7 @@ async def parser_context(app: web.Application) -> AsyncIterator[None]:
     if workers > 0:
         executor = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
         await asyncio.get_running_loop().run_in_executor(
-            executor, bulk.parse_chunk, app[appkeys.POLICY], frozenset(), "warm-up", [], 1
+            executor, bulk.parse_chunk, app[appkeys.POLICY], frozenset(), "warm-up", b"", 1
         )
     else:
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="certmon-parse")
@@ -190,6 +190,7 @@ def create_app(settings: Settings, *, policy: Policy | None = None, database_url
     app[appkeys.QUERIES] = db.Queries.load()
     app[appkeys.TOKENS] = TokenCache(settings.token_cache_seconds)
     app[appkeys.METRICS] = Metrics()
+    app[appkeys.BULK_SLOTS] = asyncio.Semaphore(max(1, settings.pool_max // 2))
     app.cleanup_ctx.append(database_context(database_url))
     app.cleanup_ctx.append(parser_context)
     app.cleanup_ctx.append(scheduler.context)

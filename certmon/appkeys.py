@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,8 @@ POOL = web.AppKey("pool", asyncpg.Pool)
 TOKENS = web.AppKey("tokens", TokenCache)
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 PARSER = web.AppKey("parser", Executor)  # validates bulk bodies off the event loop
+# A bulk ingest holds two pooled connections; bounding them keeps the pool from being shared out in halves.
+BULK_SLOTS = web.AppKey("bulk_slots", asyncio.Semaphore)
 SCHEDULER = web.AppKey("scheduler", Any)  # apscheduler's AsyncIOScheduler is untyped
 
 PRINCIPAL = web.RequestKey("principal", Principal)  # who is calling

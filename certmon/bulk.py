@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +20,7 @@ from certmon.policy import Policy
 
 MAX_LINES = 10_000
 CHUNK_LINES = 1_000  # validation of one chunk overlaps the database's work on the previous one
+COPY_TIMEOUT_SECONDS = 300.0  # a whole bulk body streams through one COPY; the pool's query timeout is too short
 MAX_ATTEMPTS = 3  # a key inserted concurrently between our check and our COPY makes us start over
 INCIDENT_COLUMNS = (
     "agency_code", "title", "severity", "category", "tlp", "description", "source", "external_id",
@@ -73,25 +74,25 @@ def parse_lines(
     return rows
 
 
-class _Writer:
-    """Writes rows in one transaction, remembering keys already taken so repeats become duplicates or conflicts."""
+class _Sorter:
+    """Sorts rows into new ones, duplicates and conflicts, remembering the keys this request has taken."""
 
-    def __init__(self, conn: asyncpg.Connection, q: Queries) -> None:
-        self.conn = conn
+    def __init__(self, q: Queries) -> None:
         self.q = q
         self.taken: dict[tuple[str, str], str] = {}
         self.outcome = BulkOutcome()
 
-    async def write(self, rows: Sequence[Row]) -> None:
-        keyed = [r for r in rows if r[_EXTERNAL_ID] is not None]
-        if keyed:
-            fresh_keys = [
-                (r[_SOURCE], r[_EXTERNAL_ID]) for r in keyed if (r[_SOURCE], r[_EXTERNAL_ID]) not in self.taken
-            ]
-            if fresh_keys:
-                sources, ids = zip(*fresh_keys, strict=True)
-                for stored in await self.conn.fetch(self.q["incident_keys_taken"], list(sources), list(ids)):
-                    self.taken[(stored["source"], stored["external_id"])] = stored["body_hash"]
+    async def new_rows(self, lookup: asyncpg.Connection, rows: Sequence[Row]) -> list[Row]:
+        """The rows to insert, as incidents column values; ``lookup`` answers which keys are stored already."""
+        fresh_keys = {
+            (r[_SOURCE], r[_EXTERNAL_ID])
+            for r in rows
+            if r[_EXTERNAL_ID] is not None and (r[_SOURCE], r[_EXTERNAL_ID]) not in self.taken
+        }
+        if fresh_keys:
+            sources, ids = zip(*fresh_keys, strict=True)
+            for stored in await lookup.fetch(self.q["incident_keys_taken"], list(sources), list(ids)):
+                self.taken[(stored["source"], stored["external_id"])] = stored["body_hash"]
         new: list[Row] = []
         for row in rows:
             key = (row[_SOURCE], row[_EXTERNAL_ID])
@@ -106,36 +107,41 @@ class _Writer:
                     continue
                 self.taken[key] = row[_HASH]
             new.append(row[1:])
-        if new:
-            await self.conn.copy_records_to_table("incidents", records=new, columns=INCIDENT_COLUMNS)
         self.outcome.accepted += len(new)
+        return new
 
 
 async def store(conn: asyncpg.Connection, q: Queries, rows: Sequence[Row], outcome: BulkOutcome) -> None:
     """Store parsed rows atomically; adds to ``outcome`` what was accepted, repeated or refused."""
     for attempt in range(1, MAX_ATTEMPTS + 1):
-        writer = _Writer(conn, q)
+        sorter = _Sorter(q)
         try:
             async with conn.transaction():
-                await writer.write(rows)
+                new = await sorter.new_rows(conn, rows)
+                if new:
+                    await conn.copy_records_to_table("incidents", records=new, columns=INCIDENT_COLUMNS)
             break
         except asyncpg.UniqueViolationError:
             if attempt == MAX_ATTEMPTS:
                 raise
-    _merge(outcome, writer.outcome)
+    _merge(outcome, sorter.outcome)
 
 
 def parse_chunk(
-    policy: Policy, agencies: frozenset[str], actor: str, lines: Sequence[bytes], first_line: int
+    policy: Policy, agencies: frozenset[str], actor: str, chunk: bytes, first_line: int
 ) -> tuple[list[Row], list[dict[str, Any]]]:
-    """One chunk's rows and rejections; a module-level function so a worker process can run it."""
+    """One chunk's rows and rejections; a module-level function so a worker process can run it.
+
+    The chunk travels as one bytes object, which crosses to a worker process far cheaper than a list of lines.
+    """
     outcome = BulkOutcome()
-    rows = parse_lines(lines, policy, set(agencies), actor, outcome, first_line)
+    rows = parse_lines(chunk.split(b"\n"), policy, set(agencies), actor, outcome, first_line)
     return rows, outcome.rejected
 
 
 async def ingest(
     conn: asyncpg.Connection,
+    lookup: asyncpg.Connection,
     q: Queries,
     policy: Policy,
     agencies: set[str],
@@ -143,32 +149,43 @@ async def ingest(
     lines: Sequence[bytes],
     executor: Executor | None = None,
 ) -> BulkOutcome:
-    """Validate and store NDJSON lines atomically.
+    """Validate and store NDJSON lines atomically, as one COPY that streams while validation goes on.
 
     Validation is CPU work: it runs in ``executor`` (a worker process, so it neither holds up other requests on
-    the event loop nor competes for the GIL), chunk by chunk, while the database stores the chunks already done.
+    the event loop nor competes for the GIL), chunk by chunk. Rows flow into a single COPY on ``conn`` as chunks
+    are done; ``lookup``, a second connection, answers which keys are stored already, since ``conn`` is busy
+    copying. A key committed by someone else meanwhile makes the COPY fail; then everything is stored again.
     """
     loop = asyncio.get_running_loop()
     known = frozenset(agencies)
     futures = [
-        loop.run_in_executor(executor, parse_chunk, policy, known, actor, lines[start : start + CHUNK_LINES], start + 1)
+        loop.run_in_executor(
+            executor, parse_chunk, policy, known, actor, b"\n".join(lines[start : start + CHUNK_LINES]), start + 1
+        )
         for start in range(0, len(lines), CHUNK_LINES)
     ]
+    rejected: list[dict[str, Any]] = []
+    sorter = _Sorter(q)
+
+    async def new_rows() -> AsyncIterator[Row]:
+        for future in futures:
+            rows, refused = await future
+            rejected.extend(refused)
+            for row in await sorter.new_rows(lookup, rows):
+                yield row
+
     outcome = BulkOutcome()
-    writer = _Writer(conn, q)
     try:
         async with conn.transaction():
-            for future in futures:
-                rows, rejected = await future
-                outcome.rejected.extend(rejected)
-                await writer.write(rows)
+            await conn.copy_records_to_table(
+                "incidents", records=new_rows(), columns=INCIDENT_COLUMNS, timeout=COPY_TIMEOUT_SECONDS
+            )
     except asyncpg.UniqueViolationError:
-        # Someone stored one of our keys between our check and our COPY: store everything again from scratch.
-        outcome = BulkOutcome()
         parsed: list[Row] = []
+        rejected.clear()
         for future in futures:
-            rows, rejected = await future
-            outcome.rejected.extend(rejected)
+            rows, refused = await future
+            rejected.extend(refused)
             parsed.extend(rows)
         await store(conn, q, parsed, outcome)
     except BaseException:
@@ -176,7 +193,8 @@ async def ingest(
             future.cancel()
         raise
     else:
-        _merge(outcome, writer.outcome)
+        _merge(outcome, sorter.outcome)
+    outcome.rejected.extend(rejected)
     outcome.rejected.sort(key=lambda item: int(item["line"]))
     return outcome
 

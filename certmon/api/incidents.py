@@ -100,9 +100,11 @@ async def bulk_incidents(request: web.Request) -> web.Response:
     lines = await read_ndjson(request, bulk.MAX_LINES, MAX_BULK_BYTES)
     app = request.app
     q = app[appkeys.QUERIES]
-    async with connection(request) as conn:
-        agencies = {r["code"] for r in await conn.fetch(q["agency_codes"])}
-        outcome = await bulk.ingest(conn, q, app[appkeys.POLICY], agencies, caller.name, lines, app[appkeys.PARSER])
+    async with app[appkeys.BULK_SLOTS], connection(request) as conn, connection(request) as lookup:
+        agencies = {r["code"] for r in await lookup.fetch(q["agency_codes"])}
+        outcome = await bulk.ingest(
+            conn, lookup, q, app[appkeys.POLICY], agencies, caller.name, lines, app[appkeys.PARSER]
+        )
     conflicts = sum(1 for r in outcome.rejected if r["error"].startswith("conflict:"))
     _count(request, "bulk", outcome.accepted, invalid=len(outcome.rejected) - conflicts, conflict=conflicts)
     return json_response(outcome.as_json())
