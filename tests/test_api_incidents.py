@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from certmon import appkeys
 from tests.conftest import Api
 
 DETECTED = "2021-08-02T09:00:00+07:00"
@@ -320,3 +322,16 @@ async def test_ingest_counters_count_accepted_invalid_and_conflicting_records(ap
     assert await metric_value(api, "certmon_incidents_rejected_total", source="api", reason="invalid") == 1
     assert await metric_value(api, "certmon_incidents_rejected_total", source="bulk", reason="invalid") == 1
     assert await metric_value(api, "certmon_incidents_rejected_total", source="bulk", reason="conflict") == 1
+
+
+async def test_concurrent_bulk_bodies_with_the_same_alerts_store_each_once(api: Api) -> None:
+    """Two uploads of the same alerts racing each other store every alert once; the other sees duplicates."""
+    body = "\n".join(json.dumps(incident(external_id=f"race-{n}")) for n in range(3000)).encode()
+    results = await asyncio.gather(*(api.call("POST", "/api/v1/incidents/bulk", data=body) for _ in range(2)))
+    assert [status for status, _ in results] == [200, 200]
+    outcomes = [result for _, result in results]
+    assert sum(o["accepted"] for o in outcomes) == 3000
+    assert sum(o["duplicates"] for o in outcomes) == 3000
+    assert all(o["rejected"] == [] for o in outcomes)
+    async with api.app[appkeys.POOL].acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM incidents WHERE source = 'api'") == 3000
