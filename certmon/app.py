@@ -7,7 +7,7 @@ import multiprocessing
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 
 import asyncpg
 import structlog
@@ -168,14 +168,14 @@ def database_context(url: str | None) -> Callable[[web.Application], AsyncIterat
 async def parser_context(app: web.Application) -> AsyncIterator[None]:
     """Worker processes for bulk validation, started (and warmed) once, shut down with the app."""
     workers = app[appkeys.SETTINGS].parse_workers
-    executor: Executor
-    if workers > 0:
-        executor = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
-        await asyncio.get_running_loop().run_in_executor(
-            executor, bulk.parse_chunk, app[appkeys.POLICY], frozenset(), "warm-up", b"", 1
-        )
-    else:
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="certmon-parse")
+    if workers == 0:
+        app[appkeys.PARSER] = None
+        yield
+        return
+    executor = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    await asyncio.get_running_loop().run_in_executor(
+        executor, bulk.parse_chunk, app[appkeys.POLICY], frozenset(), "warm-up", b"", 1
+    )
     app[appkeys.PARSER] = executor
     try:
         yield

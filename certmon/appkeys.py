@@ -23,7 +23,7 @@ QUERIES = web.AppKey("queries", Queries)
 POOL = web.AppKey("pool", asyncpg.Pool)
 TOKENS = web.AppKey("tokens", TokenCache)
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
-PARSER = web.AppKey("parser", Executor)  # validates bulk bodies off the event loop
+PARSER: web.AppKey[Executor | None] = web.AppKey("parser")  # validates bulk bodies; None: in the event loop
 # A bulk ingest holds two pooled connections; bounding them keeps the pool from being shared out in halves.
 BULK_SLOTS = web.AppKey("bulk_slots", asyncio.Semaphore)
 SCHEDULER = web.AppKey("scheduler", Any)  # apscheduler's AsyncIOScheduler is untyped

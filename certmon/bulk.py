@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
@@ -156,20 +156,17 @@ async def ingest(
     are done; ``lookup``, a second connection, answers which keys are stored already, since ``conn`` is busy
     copying. A key committed by someone else meanwhile makes the COPY fail; then everything is stored again.
     """
-    loop = asyncio.get_running_loop()
     known = frozenset(agencies)
-    futures = [
-        loop.run_in_executor(
-            executor, parse_chunk, policy, known, actor, b"\n".join(lines[start : start + CHUNK_LINES]), start + 1
-        )
-        for start in range(0, len(lines), CHUNK_LINES)
+    chunks = [
+        (b"\n".join(lines[start : start + CHUNK_LINES]), start + 1) for start in range(0, len(lines), CHUNK_LINES)
     ]
+    chunk = _chunk_parser(policy, known, actor, chunks, executor)
     rejected: list[dict[str, Any]] = []
     sorter = _Sorter(q)
 
     async def new_rows() -> AsyncIterator[Row]:
-        for future in futures:
-            rows, refused = await future
+        for index in range(len(chunks)):
+            rows, refused = await chunk(index)
             rejected.extend(refused)
             for row in await sorter.new_rows(lookup, rows):
                 yield row
@@ -183,20 +180,52 @@ async def ingest(
     except asyncpg.UniqueViolationError:
         parsed: list[Row] = []
         rejected.clear()
-        for future in futures:
-            rows, refused = await future
+        for index in range(len(chunks)):
+            rows, refused = await chunk(index)
             rejected.extend(refused)
             parsed.extend(rows)
         await store(conn, q, parsed, outcome)
-    except BaseException:
-        for future in futures:
-            future.cancel()
-        raise
     else:
         _merge(outcome, sorter.outcome)
     outcome.rejected.extend(rejected)
     outcome.rejected.sort(key=lambda item: int(item["line"]))
     return outcome
+
+
+Parsed = tuple[list[Row], list[dict[str, Any]]]
+
+
+def _chunk_parser(
+    policy: Policy,
+    agencies: frozenset[str],
+    actor: str,
+    chunks: Sequence[tuple[bytes, int]],
+    executor: Executor | None,
+) -> Callable[[int], Awaitable[Parsed]]:
+    """Each chunk's parse result by index, computed once: in ``executor`` ahead of need, or inline on demand."""
+    if executor is not None:
+        loop = asyncio.get_running_loop()
+        futures = [loop.run_in_executor(executor, parse_chunk, policy, agencies, actor, *c) for c in chunks]
+
+        async def from_worker(index: int) -> Parsed:
+            try:
+                return await futures[index]
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+
+        return from_worker
+
+    done: dict[int, Parsed] = {}
+
+    async def inline(index: int) -> Parsed:
+        if index not in done:
+            done[index] = parse_chunk(policy, agencies, actor, *chunks[index])
+            await asyncio.sleep(0)  # other requests get the event loop between chunks
+        return done[index]
+
+    return inline
 
 
 def _merge(into: BulkOutcome, part: BulkOutcome) -> None:

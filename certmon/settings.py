@@ -29,7 +29,7 @@ class Settings:
     db_timeout_seconds: float = 5.0  # a query slower than this is treated as an outage, not a hang
     retry_after_seconds: int = 5  # told to clients while the database is unreachable
     token_cache_seconds: float = 2.0  # a revoked token stops working within this many seconds
-    parse_workers: int = 1  # processes validating bulk bodies off the event loop; 0 validates in a thread
+    parse_workers: int = 1  # processes validating bulk bodies off the event loop; 0 validates in the loop
     metrics_refresh_seconds: float = 15.0  # Prometheus scrapes every 15 s by default
     sweep_seconds: float = 60.0
     scheduler_enabled: bool = True

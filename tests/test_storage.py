@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 
@@ -73,7 +74,7 @@ async def test_database_outage_gives_503_with_retry_after_then_recovers(make_api
     api: Api = await make_api(token_cache_seconds=60)
     assert (await api.call("GET", "/api/v1/incidents"))[0] == 200
     admin = await asyncpg.connect(server_url)
-    dbname = api.database_url.rsplit("/", 1)[1]
+    dbname = urlsplit(api.database_url).path.lstrip("/")
     try:
         await admin.execute(f'ALTER DATABASE "{dbname}" WITH ALLOW_CONNECTIONS false')
         await admin.execute(
