@@ -7,6 +7,8 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from certmon import appkeys
 from tests.conftest import Api
 
@@ -324,8 +326,10 @@ async def test_ingest_counters_count_accepted_invalid_and_conflicting_records(ap
     assert await metric_value(api, "certmon_incidents_rejected_total", source="bulk", reason="conflict") == 1
 
 
-async def test_concurrent_bulk_bodies_with_the_same_alerts_store_each_once(api: Api) -> None:
+@pytest.mark.parametrize("parse_workers", [0, 1])
+async def test_concurrent_bulk_bodies_with_the_same_alerts_store_each_once(make_api: Any, parse_workers: int) -> None:
     """Two uploads of the same alerts racing each other store every alert once; the other sees duplicates."""
+    api: Api = await make_api(parse_workers=parse_workers)
     body = "\n".join(json.dumps(incident(external_id=f"race-{n}")) for n in range(3000)).encode()
     results = await asyncio.gather(*(api.call("POST", "/api/v1/incidents/bulk", data=body) for _ in range(2)))
     assert [status for status, _ in results] == [200, 200]
