@@ -56,7 +56,11 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
                     await pipeline.feed(chunk)
                     o = pipeline.outcome
                     bar.update(task, advance=len(chunk), status=f"{o.alerts} alerts, {o.incidents_created} incidents")
-                return await pipeline.finish()
+                outcome = await pipeline.finish()
+                # The last groups are written by finish(): show the final count rather than the one before it.
+                status = f"{outcome.alerts} alerts, {outcome.incidents_created} incidents"
+                bar.update(task, status=status)
+                return outcome
             finally:
                 await pipeline.cancel()
 
