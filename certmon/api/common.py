@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import asyncpg
 import pydantic
@@ -75,7 +75,16 @@ async def read_model(request: web.Request, model: type[M]) -> M:
         raise validation_problem(exc) from None
 
 
-def query(request: web.Request, name: str, convert: Callable[[str], T] | None = None) -> T | str | None:
+@overload
+def query(request: web.Request, name: str) -> str | None: ...
+
+
+@overload
+def query(request: web.Request, name: str, convert: Callable[[str], T]) -> T | None: ...
+
+
+def query(request: web.Request, name: str, convert: Callable[[str], Any] | None = None) -> Any:
+    """A query parameter, converted; a value the converter refuses is a 422 naming the parameter."""
     raw = request.query.get(name)
     if raw is None or raw == "":
         return None

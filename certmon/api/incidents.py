@@ -187,7 +187,7 @@ async def list_incidents(request: web.Request) -> web.Response:
     limit = query(request, "limit", page_limit) or 100
     cursor = request.query.get("cursor")
     after = incidents.decode_cursor(cursor) if cursor else None
-    if isinstance(since, datetime) and isinstance(until, datetime) and until <= since:
+    if since is not None and until is not None and until <= since:
         raise Invalid("until", "must be later than since")
     now = datetime.now(UTC)
     async with connection(request) as conn:
@@ -201,8 +201,8 @@ async def list_incidents(request: web.Request) -> web.Response:
             since,
             until,
             after,
-            int(limit) + 1,
+            limit + 1,
         )
-    page = rows[: int(limit)]
-    next_cursor = incidents.encode_cursor(page[-1]["id"]) if len(rows) > int(limit) else None
+    page = rows[:limit]
+    next_cursor = incidents.encode_cursor(page[-1]["id"]) if len(rows) > limit else None
     return json_response({"items": [incidents.to_json(r, policy, now) for r in page], "next_cursor": next_cursor})

@@ -163,7 +163,7 @@ async def unmatched(request: web.Request) -> web.Response:
     q = request.app[appkeys.QUERIES]
     async with connection(request) as conn:
         groups = await conn.fetch(q["unmatched_summary"], source)
-        samples = await conn.fetch(q["unmatched_samples"], source, int(limit))
+        samples = await conn.fetch(q["unmatched_samples"], source, limit)
     return json_response(
         {
             "groups": [dict(r) for r in groups],

@@ -190,7 +190,7 @@ async def list_responses(request: web.Request) -> web.Response:
     period = _period(request, required=False)
     service = query(request, "service", choice(*policy.surveys.services))
     agency = caller.scope(query(request, "agency"))
-    limit = int(query(request, "limit", page_limit) or 100)
+    limit = query(request, "limit", page_limit) or 100
     after = query(request, "cursor", _cursor)
     async with connection(request) as conn:
         rows = await conn.fetch(
