@@ -12,9 +12,9 @@ from typing import Any
 
 import aiohttp
 from conftest import Api
-from external import require_program
 
 from certmon import appkeys
+from tests.external import require_program
 
 HOOK = "/api/v1/ingest/alertmanager"
 

@@ -17,7 +17,7 @@ import asyncpg
 import pytest
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-from certmon import appkeys, db, signing
+from certmon import appkeys, db, signing, surveys
 from tests.conftest import Api
 
 BKK = ZoneInfo("Asia/Bangkok")
@@ -116,7 +116,6 @@ async def test_month_not_over_is_a_conflict(api: Api) -> None:
 
 async def test_satisfaction_figures_are_exported_when_surveys_have_responses(api: Api) -> None:
     """Ten August responses with mean 4.26 appear as 85.2 % against 85 % in satisfaction.csv."""
-    surveys = pytest.importorskip("certmon.surveys")
     questions = ("timeliness", "usefulness", "expertise", "courtesy", "overall")
     scores = [5] * 13 + [4] * 37
     policy = api.app[appkeys.POLICY]

@@ -14,9 +14,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
-import pytest
 
-from certmon import db, fiscal_report, incidents
+from certmon import db, fiscal_report, incidents, surveys
 from certmon.models import IncidentIn
 from certmon.policy import Policy
 from tests.conftest import Api
@@ -54,7 +53,6 @@ async def seed_fy2564(conn: asyncpg.Connection, policy: Policy) -> None:
 
 async def add_responses(conn: asyncpg.Connection, policy: Policy, service: str, fives: int) -> None:
     """Ten responses of five answers each, ``fives`` fives and the rest fours, in July 2021."""
-    surveys = pytest.importorskip("certmon.surveys")
     questions = policy.surveys.services[service].question_ids()
     scores = [5] * fives + [4] * (50 - fives)
     for i in range(10):
