@@ -23,13 +23,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import orjson
+from scratch import scratch_database
 
 AGENCIES = 250
 SIGNATURES = 300
@@ -74,28 +73,6 @@ def generate(path: Path, count: int, seed: int = 7) -> None:
                 "flow": {"pkts_toserver": 3, "pkts_toclient": 1, "bytes_toserver": 280, "bytes_toclient": 74},
             }
             out.write(json.dumps(record, separators=(",", ":")) + "\n")
-
-
-def with_database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
-
-
-async def fresh_database(server: str) -> str:
-    name = f"certmon_bench_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(server)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    return with_database(server, name)
-
-
-async def drop_database(server: str, url: str) -> None:
-    admin = await asyncpg.connect(server)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{urlsplit(url).path[1:]}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 async def raw_copy(url: str, path: Path) -> float:
@@ -186,8 +163,7 @@ async def measure(server: str, count: int, directory: Path) -> dict[str, float]:
         print(f"generating {count:,} alerts ...", flush=True)
         generate(path, count)
     size = path.stat().st_size
-    raw_url, url = await fresh_database(server), await fresh_database(server)
-    try:
+    async with scratch_database(server) as raw_url, scratch_database(server) as url:
         lines = await raw_copy(raw_url, path)
         raw = await raw_rows(raw_url, path)
         await prepare(url)
@@ -197,9 +173,6 @@ async def measure(server: str, count: int, directory: Path) -> dict[str, float]:
             incidents = await conn.fetchval("SELECT count(*) FROM incidents")
         finally:
             await conn.close()
-    finally:
-        await drop_database(server, raw_url)
-        await drop_database(server, url)
     print(f"\n{count:,} alerts, {size / 2**20:.0f} MiB, {incidents:,} incidents")
     print(output.rstrip())
     print(f"COPY of the bare lines: {lines:7.2f} s  {count / lines:10,.0f} alerts/s")

@@ -13,17 +13,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import io
-import os
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -31,12 +28,13 @@ import asyncpg
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from scratch import scratch_database  # noqa: E402
+
 from certmon import db, exports, signing  # noqa: E402
 from certmon.export_formats import to_csv, to_json, to_xlsx  # noqa: E402
 from certmon.periods import month_period  # noqa: E402
 from certmon.policy import Policy  # noqa: E402
 
-BENCH_DB = "certmon_bench_exports"
 AGENCIES = 250
 FILL = """
 INSERT INTO incidents (agency_code, title, severity, category, source, external_id, detected_at, notified_at,
@@ -58,23 +56,6 @@ FROM incidents
 WHERE coalesce(clock_start, detected_at) >= $1 AND coalesce(clock_start, detected_at) < $2
 ORDER BY id
 """
-
-
-@contextlib.asynccontextmanager
-async def scratch_database() -> AsyncIterator[str]:
-    configured = os.environ.get("CERTMON_TEST_DATABASE_URL")
-    with contextlib.ExitStack() as stack:
-        if configured is None:
-            configured = stack.enter_context(db.embedded_server(Path(tempfile.mkdtemp(prefix="certmon-bench-"))))
-        parts = urlsplit(configured)
-        admin = await asyncpg.connect(configured)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{BENCH_DB}"')
-        try:
-            yield urlunsplit(parts._replace(path=f"/{BENCH_DB}"))
-        finally:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-            await admin.close()
 
 
 async def best_of(runs: int, work: Callable[[], Awaitable[Any]]) -> float:

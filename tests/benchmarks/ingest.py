@@ -23,7 +23,6 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import asyncpg
@@ -32,11 +31,12 @@ from aiohttp import web
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from scratch import free_port, scratch_database  # noqa: E402
+
 from certmon import db  # noqa: E402
 from certmon.auth import create_token  # noqa: E402
 from certmon.bulk import INCIDENT_COLUMNS  # noqa: E402
 
-BENCH_DB = "certmon_bench_ingest"
 BARE_INSERT = """
 INSERT INTO incidents (agency_code, title, severity, category, source, external_id, detected_at, notified_at,
                        policy_hash, created_by)
@@ -88,13 +88,6 @@ def bare_app(url: str) -> web.Application:
     return app
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @contextlib.contextmanager
 def server(args: list[str], env: dict[str, str], port: int) -> Any:
     process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -143,97 +136,80 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     opts = parser.parse_args()
 
-    async with contextlib.AsyncExitStack() as stack:
-        base = os.environ.get("CERTMON_TEST_DATABASE_URL")
-        if not base:
-            import tempfile
+    async with scratch_database() as url:
+        conn = await asyncpg.connect(url)
+        await db.migrate(conn)
+        await conn.execute(
+            "INSERT INTO agencies (code, name, sector) VALUES ('MOF', 'Ministry of Finance', 'banking-finance')"
+        )
+        token = await create_token(conn, db.Queries.load(), "bench", "analyst", None)
+        env = {
+            **os.environ,
+            "CERTMON_DATABASE_URL": url,
+            "CERTMON_SCHEDULER": "off",
+            "CERTMON_LOG_LEVEL": "warning",
+        }
 
-            base = stack.enter_context(db.embedded_server(Path(tempfile.mkdtemp(prefix="certmon-bench-"))))
-        admin = await asyncpg.connect(base)
-        await admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        await admin.execute(f"CREATE DATABASE {BENCH_DB}")
-        url = urlunsplit(urlsplit(base)._replace(path=f"/{BENCH_DB}"))
-        try:
-            conn = await asyncpg.connect(url)
-            await db.migrate(conn)
-            await conn.execute(
-                "INSERT INTO agencies (code, name, sector) VALUES ('MOF', 'Ministry of Finance', 'banking-finance')"
-            )
-            token = await create_token(conn, db.Queries.load(), "bench", "analyst", None)
-            env = {
-                **os.environ,
-                "CERTMON_DATABASE_URL": url,
-                "CERTMON_SCHEDULER": "off",
-                "CERTMON_LOG_LEVEL": "warning",
-            }
-
-            results: dict[str, tuple[float, float]] = {}
-            for name in ("bare", "certmon"):
-                port = free_port()
-                command = (
-                    [sys.executable, __file__, "--bare-server", str(port), url]
-                    if name == "bare"
-                    else [sys.executable, "-m", "certmon.cli", "serve", "--port", str(port)]
-                )
-                with server(command, env, port):
-                    await post_many(port, token, 300, opts.concurrency, f"{name}-warm")
-                    best = (0.0, 0.0)
-                    for r in range(opts.rounds):
-                        elapsed, latencies = await post_many(
-                            port, token, opts.requests, opts.concurrency, f"{name}-{r}"
-                        )
-                        rate = opts.requests / elapsed
-                        if rate > best[0]:
-                            best = (rate, p99(latencies) * 1000)
-                    results[name] = best
-
-            body = "\n".join(json.dumps(incident(n, "bulk")) for n in range(opts.bulk_lines)).encode()
+        results: dict[str, tuple[float, float]] = {}
+        for name in ("bare", "certmon"):
             port = free_port()
-            bulk_times = []
-            with server([sys.executable, "-m", "certmon.cli", "serve", "--port", str(port)], env, port):
-                async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as session:
-                    for r in range(opts.rounds):
-                        round_body = body.replace(b'"bulk-', f'"bulk{r}-'.encode())
-                        started = time.perf_counter()
-                        async with session.post(
-                            f"http://127.0.0.1:{port}/api/v1/incidents/bulk", data=round_body
-                        ) as resp:
-                            outcome = await resp.json()
-                        bulk_times.append(time.perf_counter() - started)
-                        assert outcome["accepted"] == opts.bulk_lines, outcome
+            command = (
+                [sys.executable, __file__, "--bare-server", str(port), url]
+                if name == "bare"
+                else [sys.executable, "-m", "certmon.cli", "serve", "--port", str(port)]
+            )
+            with server(command, env, port):
+                await post_many(port, token, 300, opts.concurrency, f"{name}-warm")
+                best = (0.0, 0.0)
+                for r in range(opts.rounds):
+                    elapsed, latencies = await post_many(port, token, opts.requests, opts.concurrency, f"{name}-{r}")
+                    rate = opts.requests / elapsed
+                    if rate > best[0]:
+                        best = (rate, p99(latencies) * 1000)
+                results[name] = best
 
-            # The raw limit: the same rows, already shaped, COPYed straight into the table.
-            from certmon.bulk import BulkOutcome, parse_lines
-            from certmon.policy import load_policy
+        body = "\n".join(json.dumps(incident(n, "bulk")) for n in range(opts.bulk_lines)).encode()
+        port = free_port()
+        bulk_times = []
+        with server([sys.executable, "-m", "certmon.cli", "serve", "--port", str(port)], env, port):
+            async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as session:
+                for r in range(opts.rounds):
+                    round_body = body.replace(b'"bulk-', f'"bulk{r}-'.encode())
+                    started = time.perf_counter()
+                    async with session.post(f"http://127.0.0.1:{port}/api/v1/incidents/bulk", data=round_body) as resp:
+                        outcome = await resp.json()
+                    bulk_times.append(time.perf_counter() - started)
+                    assert outcome["accepted"] == opts.bulk_lines, outcome
 
-            copy_times = []
-            decode_copy_times = []
-            for r in range(opts.rounds):
-                lines = body.replace(b'"bulk-', f'"copy{r}-'.encode()).splitlines()
-                rows = [row[1:] for row in parse_lines(lines, load_policy(None), {"MOF"}, "bench", BulkOutcome())]
-                started = time.perf_counter()
-                await conn.copy_records_to_table("incidents", records=rows, columns=INCIDENT_COLUMNS)
-                copy_times.append(time.perf_counter() - started)
-                # The least any NDJSON endpoint must do: decode each line and COPY what it says, unchecked.
-                lines = body.replace(b'"bulk-', f'"json{r}-'.encode()).splitlines()
-                started = time.perf_counter()
-                decoded = [json.loads(line) for line in lines]
-                await conn.copy_records_to_table(
-                    "incidents",
-                    records=[
-                        (d["agency"], d["title"], d["severity"], d["category"], d["source"], d["external_id"],
-                         datetime.fromisoformat(d["detected_at"]), datetime.fromisoformat(d["notified_at"]), "raw",
-                         "raw")
-                        for d in decoded
-                    ],
-                    columns=("agency_code", "title", "severity", "category", "source", "external_id", "detected_at",
-                             "notified_at", "policy_hash", "created_by"),
-                )  # fmt: skip
-                decode_copy_times.append(time.perf_counter() - started)
-            await conn.close()
-        finally:
-            await admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-            await admin.close()
+        # The raw limit: the same rows, already shaped, COPYed straight into the table.
+        from certmon.bulk import BulkOutcome, parse_lines
+        from certmon.policy import load_policy
+
+        copy_times = []
+        decode_copy_times = []
+        for r in range(opts.rounds):
+            lines = body.replace(b'"bulk-', f'"copy{r}-'.encode()).splitlines()
+            rows = [row[1:] for row in parse_lines(lines, load_policy(None), {"MOF"}, "bench", BulkOutcome())]
+            started = time.perf_counter()
+            await conn.copy_records_to_table("incidents", records=rows, columns=INCIDENT_COLUMNS)
+            copy_times.append(time.perf_counter() - started)
+            # The least any NDJSON endpoint must do: decode each line and COPY what it says, unchecked.
+            lines = body.replace(b'"bulk-', f'"json{r}-'.encode()).splitlines()
+            started = time.perf_counter()
+            decoded = [json.loads(line) for line in lines]
+            await conn.copy_records_to_table(
+                "incidents",
+                records=[
+                    (d["agency"], d["title"], d["severity"], d["category"], d["source"], d["external_id"],
+                     datetime.fromisoformat(d["detected_at"]), datetime.fromisoformat(d["notified_at"]), "raw",
+                     "raw")
+                    for d in decoded
+                ],
+                columns=("agency_code", "title", "severity", "category", "source", "external_id", "detected_at",
+                         "notified_at", "policy_hash", "created_by"),
+            )  # fmt: skip
+            decode_copy_times.append(time.perf_counter() - started)
+        await conn.close()
 
     bare_rate, bare_p99 = results["bare"]
     rate, latency_p99 = results["certmon"]

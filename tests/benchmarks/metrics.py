@@ -14,22 +14,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import os
 import statistics
 import sys
-import tempfile
 import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import asyncpg
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
+from scratch import scratch_database
 
 from certmon import appkeys, db, demo, logs, snapshot
 from certmon.app import create_app
@@ -41,35 +36,6 @@ PROMETHEUS_ACCEPT = (
     "text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
 )
 TARGET_P99_MS = 25.0
-
-
-@contextlib.asynccontextmanager
-async def scratch_database() -> AsyncIterator[str]:
-    server = os.environ.get("CERTMON_TEST_DATABASE_URL")
-    if server is None:
-        with tempfile.TemporaryDirectory(prefix="certmon-bench-") as directory:
-            cm = db.embedded_server(Path(directory))
-            server = await asyncio.to_thread(cm.__enter__)
-            try:
-                async with _database(server) as url:
-                    yield url
-            finally:
-                await asyncio.to_thread(cm.__exit__, None, None, None)
-        return
-    async with _database(server) as url:
-        yield url
-
-
-@contextlib.asynccontextmanager
-async def _database(server: str) -> AsyncIterator[str]:
-    name = f"certmon_bench_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(server)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield urlunsplit(urlsplit(server)._replace(path=f"/{name}"))
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 async def fill(url: str) -> int:

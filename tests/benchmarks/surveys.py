@@ -11,20 +11,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import csv
 import io
-import os
 import random
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 from rich.console import Console
@@ -32,12 +29,13 @@ from rich.console import Console
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from scratch import scratch_database  # noqa: E402
+
 from certmon import db, surveys  # noqa: E402
 from certmon.periods import parse_period  # noqa: E402
 from certmon.policy import Policy  # noqa: E402
 from certmon.survey_import import import_csv  # noqa: E402
 
-BENCH_DB = "certmon_bench_surveys"
 SERVICE = "security-services"
 AGENCIES = 250
 RAW_TOTALS = """
@@ -55,23 +53,6 @@ FROM survey_responses r CROSS JOIN LATERAL jsonb_each_text(r.answers) AS a
 WHERE r.submitted_at >= $1 AND r.submitted_at < $2
 GROUP BY 1
 """
-
-
-@contextlib.asynccontextmanager
-async def scratch_database() -> AsyncIterator[str]:
-    configured = os.environ.get("CERTMON_TEST_DATABASE_URL")
-    with contextlib.ExitStack() as stack:
-        if configured is None:
-            configured = stack.enter_context(db.embedded_server(Path(tempfile.mkdtemp(prefix="certmon-bench-"))))
-        parts = urlsplit(configured)
-        admin = await asyncpg.connect(configured)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{BENCH_DB}"')
-        try:
-            yield urlunsplit(parts._replace(path=f"/{BENCH_DB}"))
-        finally:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-            await admin.close()
 
 
 def write_csv(path: Path, n: int, policy: Policy) -> None:

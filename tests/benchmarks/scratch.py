@@ -1,0 +1,56 @@
+"""What the benchmarks share: a throw-away database on a real PostgreSQL, and free ports for servers they start."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import tempfile
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from certmon import db
+
+
+@contextlib.asynccontextmanager
+async def database_server() -> AsyncIterator[str]:
+    """CERTMON_TEST_DATABASE_URL's server, or an embedded one for the length of the run."""
+    configured = os.environ.get("CERTMON_TEST_DATABASE_URL")
+    if configured:
+        yield configured
+        return
+    with tempfile.TemporaryDirectory(prefix="certmon-bench-") as directory:
+        embedded = db.embedded_server(Path(directory))
+        url = await asyncio.to_thread(embedded.__enter__)
+        try:
+            yield url
+        finally:
+            await asyncio.to_thread(embedded.__exit__, None, None, None)
+
+
+@contextlib.asynccontextmanager
+async def scratch_database(server: str | None = None) -> AsyncIterator[str]:
+    """A new empty database of its own on ``server`` (by default database_server()'s), dropped afterwards."""
+    async with contextlib.AsyncExitStack() as stack:
+        if server is None:
+            server = await stack.enter_async_context(database_server())
+        name = f"certmon_bench_{uuid.uuid4().hex[:8]}"
+        admin = await asyncpg.connect(server)
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+            yield urlunsplit(urlsplit(server)._replace(path=f"/{name}"))
+        finally:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await admin.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
