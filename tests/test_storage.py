@@ -3,62 +3,62 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
+import pytest
 
 from certmon import db
 from tests.conftest import Api, with_database
 
 
-async def test_all_migrations_apply_to_an_empty_database_once(server_url: str) -> None:
+@pytest.fixture
+async def empty_database_url(server_url: str) -> AsyncIterator[str]:
+    """A database with no migrations applied, of this test's own."""
+    name = f"certmon_empty_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield with_database(server_url, name)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def test_all_migrations_apply_to_an_empty_database_once(empty_database_url: str) -> None:
     """Every migration applies in order to an empty database, is recorded, and a second run applies nothing."""
-    name = "certmon_migrate_check"
-    admin = await asyncpg.connect(server_url)
-    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin.execute(f'CREATE DATABASE "{name}"')
+    conn = await asyncpg.connect(empty_database_url)
     try:
-        conn = await asyncpg.connect(with_database(server_url, name))
-        try:
-            applied = await db.migrate(conn)
-            assert applied == [m.version for m in db.migrations()]
-            assert await db.migrate(conn) == []
-            recorded = await conn.fetch("SELECT version, checksum FROM schema_migrations ORDER BY version")
-            assert [r["version"] for r in recorded] == applied
-            tables = {
-                r["tablename"] for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
-            }
-            assert {"agencies", "agency_networks", "api_tokens", "incidents", "incident_events"} <= tables
-            columns = await conn.fetch(
-                "SELECT table_name, column_name FROM information_schema.columns"
-                " WHERE table_schema = 'public' AND data_type = 'timestamp without time zone'"
-            )
-            assert columns == [], "every time is timestamptz"
-        finally:
-            await conn.close()
+        applied = await db.migrate(conn)
+        assert applied == [m.version for m in db.migrations()]
+        assert await db.migrate(conn) == []
+        recorded = await conn.fetch("SELECT version, checksum FROM schema_migrations ORDER BY version")
+        assert [r["version"] for r in recorded] == applied
+        tables = {
+            r["tablename"] for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        }
+        assert {"agencies", "agency_networks", "api_tokens", "incidents", "incident_events"} <= tables
+        columns = await conn.fetch(
+            "SELECT table_name, column_name FROM information_schema.columns"
+            " WHERE table_schema = 'public' AND data_type = 'timestamp without time zone'"
+        )
+        assert columns == [], "every time is timestamptz"
     finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        await conn.close()
 
 
-async def test_two_replicas_migrating_together_do_not_race(server_url: str) -> None:
+async def test_two_replicas_migrating_together_do_not_race(empty_database_url: str) -> None:
     """Concurrent start-ups serialize on the advisory lock: one applies, the other finds nothing to do."""
-    name = "certmon_migrate_race"
-    admin = await asyncpg.connect(server_url)
-    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin.execute(f'CREATE DATABASE "{name}"')
+    conns = [await asyncpg.connect(empty_database_url) for _ in range(3)]
     try:
-        conns = [await asyncpg.connect(with_database(server_url, name)) for _ in range(3)]
-        try:
-            results = await asyncio.gather(*(db.migrate(c) for c in conns))
-            assert sorted(len(r) for r in results) == [0, 0, len(db.migrations())]
-        finally:
-            for c in conns:
-                await c.close()
+        results = await asyncio.gather(*(db.migrate(c) for c in conns))
+        assert sorted(len(r) for r in results) == [0, 0, len(db.migrations())]
     finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        for c in conns:
+            await c.close()
 
 
 async def test_queries_files_parse_into_named_blocks() -> None:
