@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -93,3 +94,26 @@ async def test_database_outage_gives_503_with_retry_after_then_recovers(make_api
         await admin.close()
     status, _ = await api.call("GET", "/api/v1/incidents")
     assert status == 200
+
+
+def _plan_nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    return [plan, *(node for child in plan.get("Plans", []) for node in _plan_nodes(child))]
+
+
+async def test_bulk_key_lookup_probes_the_unique_index_on_a_large_table(conn: asyncpg.Connection) -> None:
+    """The keys of a bulk chunk are looked up by index, not by scanning every stored incident for each chunk."""
+    await conn.execute("INSERT INTO agencies (code, name, sector) VALUES ('MOF', 'Ministry of Finance', 'government')")
+    await conn.execute(
+        "INSERT INTO incidents (agency_code, title, severity, category, source, external_id, detected_at,"
+        " policy_hash, created_by)"
+        " SELECT 'MOF', 'alert', 'high', 'malicious-code/c2-server', 'sensor', 'stored-' || n,"
+        " now() - n * interval '1 minute', 'p', 'test' FROM generate_series(1, 20000) AS n"
+    )
+    await conn.execute("ANALYZE incidents")
+    asked = [f"stored-{n}" for n in range(1, 1001, 2)] + [f"new-{n}" for n in range(500)]
+    query = db.Queries.load()["incident_keys_taken"]
+    plan = await conn.fetchval(f"EXPLAIN (FORMAT JSON) {query}", ["sensor"] * len(asked), asked)
+    nodes = _plan_nodes(json.loads(plan)[0]["Plan"])
+    assert not [n for n in nodes if n["Node Type"] == "Seq Scan" and n.get("Relation Name") == "incidents"]
+    found = await conn.fetch(query, ["sensor"] * len(asked), asked)
+    assert sorted(r["external_id"] for r in found) == sorted(a for a in asked if a.startswith("stored-"))

@@ -54,7 +54,13 @@ LIMIT $9;
 SELECT * FROM incidents WHERE policy_hash <> $1 ORDER BY id LIMIT $2;
 
 -- name: incident_keys_taken
+-- One probe of the unique key per asked key. As a plain join the planner prefers hashing a sequential scan of the
+-- whole table once it has a few thousand rows, which makes every bulk chunk cost time in proportion to the table;
+-- LIMIT 1 (harmless on a unique key) keeps each lookup an index probe.
 SELECT i.source, i.external_id, i.body_hash
-FROM incidents i
-JOIN unnest($1::text[], $2::text[]) AS k (source, external_id)
-  ON i.source = k.source AND i.external_id = k.external_id;
+FROM unnest($1::text[], $2::text[]) AS k (source, external_id)
+CROSS JOIN LATERAL (
+    SELECT source, external_id, body_hash FROM incidents
+    WHERE source = k.source AND external_id = k.external_id
+    LIMIT 1
+) AS i;
