@@ -15,7 +15,7 @@ import pydantic
 from certmon.db import Queries
 from certmon.errors import CertmonError
 from certmon.incidents import Clocks
-from certmon.models import IncidentIn
+from certmon.models import IncidentIn, error_message
 from certmon.policy import Policy
 
 MAX_LINES = 10_000
@@ -46,7 +46,7 @@ def describe(error: pydantic.ValidationError) -> str:
     parts = []
     for e in error.errors():
         where = ".".join(str(p) for p in e["loc"])
-        message = e["msg"].removeprefix("Value error, ")
+        message = error_message(e)
         parts.append(f"{where}: {message}" if where else message)
     return "; ".join(parts)
 

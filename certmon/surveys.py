@@ -23,7 +23,7 @@ from pydantic import Field, StrictInt
 from certmon.bulk import BulkOutcome, describe
 from certmon.db import Queries
 from certmon.errors import CertmonError, Conflict, Invalid
-from certmon.models import AgencyCode, PastTime, Strict
+from certmon.models import NO_NUL, AgencyCode, PastTime, Strict
 from certmon.periods import Period, current_month, fiscal_year_of, fiscal_year_period, fiscal_year_to_date, months_in
 from certmon.policy import SCALE_POINTS, Policy
 from certmon.sla import shortfall, status_colour
@@ -59,9 +59,9 @@ class ResponseIn(Strict):
     answers: dict[str, Score] = Field(
         min_length=1, description="question id -> score 1..5", examples=[{"overall": 5, "timeliness": 4}]
     )
-    comment: Annotated[str, Field(max_length=4000)] | None = None
+    comment: Annotated[str, Field(max_length=4000, pattern=NO_NUL)] | None = None
     channel: Annotated[str, Field(min_length=1, max_length=50, pattern=r"^[a-z0-9][a-z0-9_.:-]*$")] = "api"
-    external_id: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    external_id: Annotated[str, Field(min_length=1, max_length=200, pattern=NO_NUL)] | None = None
 
 
 def mask_emails(text: str | None) -> str | None:

@@ -339,3 +339,21 @@ async def test_concurrent_bulk_bodies_with_the_same_alerts_store_each_once(make_
     assert all(o["rejected"] == [] for o in outcomes)
     async with api.app[appkeys.POOL].acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM incidents WHERE source = 'api'") == 3000
+
+
+async def test_nul_characters_are_refused_by_field_before_the_database(api: Api) -> None:
+    """PostgreSQL cannot store U+0000: a body, a bulk line or a filter carrying one gets a 4xx naming it, never 500."""
+    status, problem = await api.call("POST", "/api/v1/incidents", json=incident(title="beacon\u0000"))
+    assert (status, problem["errors"][0]["field"]) == (422, "title")
+    assert "NUL" in problem["detail"]
+    lines = [json.dumps(incident(external_id="n1")), json.dumps(incident(external_id="n2", description="x\u0000"))]
+    status, result = await api.call("POST", "/api/v1/incidents/bulk", data="\n".join(lines).encode())
+    assert status == 200, result
+    assert result["accepted"] == 1
+    assert [(r["line"], r["error"].split(":")[0]) for r in result["rejected"]] == [(2, "description")]
+    status, problem = await api.call("GET", "/api/v1/incidents?agency=MOF%00")
+    assert (status, problem["errors"][0]["field"]) == (422, "agency")
+    status, _ = await api.call("GET", "/api/v1/agencies/MOF%00")
+    assert status == 404
+    status, problem = await api.call("POST", "/api/v1/agencies", "admin", json={"code": "NUL", "name": "a\u0000"})
+    assert (status, problem["errors"][0]["field"]) == (422, "name")

@@ -290,3 +290,17 @@ async def test_wazuh_levels_map_to_severity_bands_and_agent_address_to_agency(ap
     assert result["unmatched"] == 1
     again = await post(api, "/api/v1/ingest/wazuh", body)
     assert (again["incidents_created"], again["duplicates"]) == (0, 4)
+
+
+async def test_sensor_strings_with_nul_characters_are_kept_with_a_replacement(api: Api) -> None:
+    """A sensor's text is evidence: U+0000, which PostgreSQL cannot store, becomes U+FFFD and the alert is kept."""
+    records = sample("wrccdc-2018")[:20]
+    for record in records:
+        record["alert"]["signature"] += "\u0000"
+    await with_networks(api)
+    result = await post(api, "/api/v1/ingest/eve", ndjson(records))
+    assert result["alerts"] == 20
+    assert result["alerts_added"] + result["unmatched"] == 20
+    rows = await alert_incidents(api)
+    assert rows and all(r["title"].endswith("\ufffd") for r in rows)
+    assert all(s["title"].endswith("\ufffd") for s in result["unmatched_samples"])

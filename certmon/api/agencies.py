@@ -12,10 +12,18 @@ from certmon.api.common import Api, Param, connection, json_response, principal,
 from certmon.auth import READ_ALL
 from certmon.db import Queries
 from certmon.errors import Conflict, Invalid, NotFound
-from certmon.models import Agency, AgencyIn, AgencyPatch
+from certmon.models import AGENCY_CODE, Agency, AgencyIn, AgencyPatch
 
 api = Api()
 CODE = Param("code", "agency code", where="path", required=True)
+
+
+def path_code(request: web.Request) -> str:
+    """The agency code in the URL; one that no agency could have is not found, without asking the database."""
+    code = request.match_info["code"]
+    if not AGENCY_CODE.fullmatch(code):
+        raise NotFound(f"no agency {code!r}")
+    return code
 
 
 def agency_json(row: asyncpg.Record) -> dict[str, Any]:
@@ -74,7 +82,7 @@ async def list_agencies(request: web.Request) -> web.Response:
     "GET", "/api/v1/agencies/{code}", summary="One agency", roles=(*READ_ALL, "agency"), response=Agency, params=(CODE,)
 )
 async def get_agency(request: web.Request) -> web.Response:
-    code = request.match_info["code"]
+    code = path_code(request)
     principal(request).scope(code)
     async with connection(request) as conn:
         return json_response(await fetch_agency(conn, request.app[appkeys.QUERIES], code))
@@ -92,7 +100,7 @@ async def get_agency(request: web.Request) -> web.Response:
 async def put_agency(request: web.Request) -> web.Response:
     principal(request).require("admin")
     agency = await read_model(request, AgencyIn)
-    code = request.match_info["code"]
+    code = path_code(request)
     if agency.code != code:
         raise Invalid("code", f"must match the URL ({code})")
     async with connection(request) as conn:
@@ -113,7 +121,7 @@ async def patch_agency(request: web.Request) -> web.Response:
     patch = await read_model(request, AgencyPatch)
     q = request.app[appkeys.QUERIES]
     async with connection(request) as conn:
-        current = await fetch_agency(conn, q, request.match_info["code"])
+        current = await fetch_agency(conn, q, path_code(request))
         fields = {name: current[name] for name in AgencyIn.model_fields}
         merged = AgencyIn.model_validate({**fields, **patch.model_dump(exclude_none=True)})
         return json_response(await save_agency(conn, q, merged, create=False))

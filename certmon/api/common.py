@@ -17,6 +17,7 @@ from aiohttp import web
 from certmon import appkeys, db
 from certmon.auth import Principal
 from certmon.errors import BadRequest, Invalid, PayloadTooLarge
+from certmon.models import NUL_MESSAGE, error_message
 
 M = TypeVar("M", bound=pydantic.BaseModel)
 T = TypeVar("T")
@@ -46,7 +47,7 @@ def validation_problem(error: pydantic.ValidationError) -> Invalid:
     items = []
     for e in error.errors():
         loc = [str(p) for p in e["loc"]]
-        message = e["msg"].removeprefix("Value error, ")
+        message = error_message(e)
         # Model-level checks report the field inside the message ("notified_at: is earlier than ...").
         if not loc and ": " in message:
             name, _, message = message.partition(": ")
@@ -88,6 +89,8 @@ def query(request: web.Request, name: str, convert: Callable[[str], Any] | None 
     raw = request.query.get(name)
     if raw is None or raw == "":
         return None
+    if "\x00" in raw:
+        raise Invalid(name, NUL_MESSAGE)
     if convert is None:
         return raw
     try:

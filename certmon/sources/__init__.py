@@ -11,6 +11,15 @@ from typing import Any
 OTHER = "other/undetermined"  # the RSIT type of an alert whose class says nothing more precise
 
 
+def storable(text: str) -> str:
+    """Sensor text as PostgreSQL can store it: U+0000 becomes U+FFFD, the replacement character.
+
+    An alert is evidence and is kept whatever a sensor put in its strings; refusing it for one character would
+    lose it, and passing the character on would fail the whole import.
+    """
+    return text.replace("\x00", "\ufffd") if "\x00" in text else text
+
+
 @dataclass(frozen=True, slots=True)
 class Alert:
     """One alert, reduced to what grouping and the incident need."""
@@ -25,9 +34,13 @@ class Alert:
     record: Any  # the alert as received; only the first alert of a group is described, so that is done lazily
     describe: Callable[[Any], str]
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "signature", storable(self.signature))
+        object.__setattr__(self, "title", storable(self.title))
+
     @property
     def description(self) -> str:
-        return self.describe(self.record)[:20000]
+        return storable(self.describe(self.record)[:20000])
 
 
 class Rejected(Exception):
