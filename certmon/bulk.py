@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import struct
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 import pydantic
 
-from certmon.db import Queries
+from certmon.db import Queries, bulk_transaction
 from certmon.errors import CertmonError
 from certmon.incidents import Clocks
 from certmon.models import IncidentIn, error_message
@@ -30,6 +32,42 @@ INCIDENT_COLUMNS = (
 _SOURCE, _EXTERNAL_ID, _HASH = 7, 8, 9  # positions in a parsed row (line number first)
 
 Row = tuple[Any, ...]  # (line number, *INCIDENT_COLUMNS values)
+# (line number, source, external_id, body_hash, the row as stored): what sorting out duplicates needs, plus the row
+# either as values for asyncpg or already in PostgreSQL's binary COPY format.
+Keyed = tuple[int, str, str | None, str, Any]
+
+# PostgreSQL's binary COPY format (https://www.postgresql.org/docs/current/sql-copy.html): a header, then per row
+# the field count and each field as a length and its bytes (-1 for NULL), then -1 as the end.
+COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
+COPY_TRAILER = struct.pack("!h", -1)
+_PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_FIELD_COUNT = struct.pack("!h", len(INCIDENT_COLUMNS))
+_NULL = struct.pack("!i", -1)
+_LENGTH = struct.Struct("!i").pack
+_TIMESTAMP = struct.Struct("!iq").pack
+_FLOAT8 = struct.Struct("!id").pack
+
+
+def copy_row(values: Sequence[Any]) -> bytes:
+    """One incidents row in binary COPY format: text, timestamptz and double precision are all its columns hold.
+
+    A worker process encodes rows itself, so what it hands back is bytes (cheap to pass between processes) and
+    the event loop only forwards them; the columns' types are told apart by the Python type of their values.
+    """
+    out = [_FIELD_COUNT]
+    for value in values:
+        if value is None:
+            out.append(_NULL)
+        elif value.__class__ is str:
+            data = value.encode()
+            out.append(_LENGTH(len(data)))
+            out.append(data)
+        elif isinstance(value, datetime):
+            out.append(_TIMESTAMP(8, (value - _PG_EPOCH) // _MICROSECOND))
+        else:
+            out.append(_FLOAT8(8, float(value)))
+    return b"".join(out)
 
 
 @dataclass(slots=True)
@@ -82,44 +120,55 @@ class _Sorter:
         self.taken: dict[tuple[str, str], str] = {}
         self.outcome = BulkOutcome()
 
-    async def new_rows(self, lookup: asyncpg.Connection, rows: Sequence[Row]) -> list[Row]:
-        """The rows to insert, as incidents column values; ``lookup`` answers which keys are stored already."""
-        fresh_keys = {
-            (r[_SOURCE], r[_EXTERNAL_ID])
-            for r in rows
-            if r[_EXTERNAL_ID] is not None and (r[_SOURCE], r[_EXTERNAL_ID]) not in self.taken
-        }
+    async def new_rows(self, lookup: asyncpg.Connection, rows: Sequence[Keyed]) -> list[Any]:
+        """The rows to insert, as stored; ``lookup`` answers which keys are stored already."""
+        fresh_keys = {(r[1], r[2]) for r in rows if r[2] is not None and (r[1], r[2]) not in self.taken}
         if fresh_keys:
             sources, ids = zip(*fresh_keys, strict=True)
-            for stored in await lookup.fetch(self.q["incident_keys_taken"], list(sources), list(ids)):
-                self.taken[(stored["source"], stored["external_id"])] = stored["body_hash"]
-        new: list[Row] = []
-        for row in rows:
-            key = (row[_SOURCE], row[_EXTERNAL_ID])
-            if row[_EXTERNAL_ID] is not None:
+            for found in await lookup.fetch(self.q["incident_keys_taken"], list(sources), list(ids)):
+                self.taken[(found["source"], found["external_id"])] = found["body_hash"]
+        new: list[Any] = []
+        for line, source, external_id, digest, stored in rows:
+            if external_id is not None:
+                key = (source, external_id)
                 held = self.taken.get(key)
                 if held is not None:
-                    if held == row[_HASH]:
+                    if held == digest:
                         self.outcome.duplicates += 1
                     else:
                         error = f"conflict: source {key[0]!r} external_id {key[1]!r} exists with a different body"
-                        self.outcome.rejected.append({"line": row[0], "error": error})
+                        self.outcome.rejected.append({"line": line, "error": error})
                     continue
-                self.taken[key] = row[_HASH]
-            new.append(row[1:])
+                self.taken[key] = digest
+            new.append(stored)
         self.outcome.accepted += len(new)
         return new
 
 
 async def store(conn: asyncpg.Connection, q: Queries, rows: Sequence[Row], outcome: BulkOutcome) -> None:
     """Store parsed rows atomically; adds to ``outcome`` what was accepted, repeated or refused."""
+
+    async def write(new: list[Row]) -> None:
+        await conn.copy_records_to_table("incidents", records=new, columns=INCIDENT_COLUMNS)
+
+    keyed = [(r[0], r[_SOURCE], r[_EXTERNAL_ID], r[_HASH], r[1:]) for r in rows]
+    await _store(conn, q, keyed, outcome, write)
+
+
+async def _store(
+    conn: asyncpg.Connection,
+    q: Queries,
+    rows: Sequence[Keyed],
+    outcome: BulkOutcome,
+    write: Callable[[list[Any]], Awaitable[None]],
+) -> None:
     for attempt in range(1, MAX_ATTEMPTS + 1):
         sorter = _Sorter(q)
         try:
-            async with conn.transaction():
+            async with bulk_transaction(conn):
                 new = await sorter.new_rows(conn, rows)
                 if new:
-                    await conn.copy_records_to_table("incidents", records=new, columns=INCIDENT_COLUMNS)
+                    await write(new)
             break
         except asyncpg.UniqueViolationError:
             if attempt == MAX_ATTEMPTS:
@@ -129,14 +178,15 @@ async def store(conn: asyncpg.Connection, q: Queries, rows: Sequence[Row], outco
 
 def parse_chunk(
     policy: Policy, agencies: frozenset[str], actor: str, chunk: bytes, first_line: int
-) -> tuple[list[Row], list[dict[str, Any]]]:
-    """One chunk's rows and rejections; a module-level function so a worker process can run it.
+) -> tuple[list[Keyed], list[dict[str, Any]]]:
+    """One chunk's rows, in binary COPY format, and rejections; module-level so a worker process can run it.
 
     The chunk travels as one bytes object, which crosses to a worker process far cheaper than a list of lines.
     """
     outcome = BulkOutcome()
     rows = parse_lines(chunk.split(b"\n"), policy, set(agencies), actor, outcome, first_line)
-    return rows, outcome.rejected
+    keyed = [(r[0], r[_SOURCE], r[_EXTERNAL_ID], r[_HASH], copy_row(r[1:])) for r in rows]
+    return keyed, outcome.rejected
 
 
 async def ingest(
@@ -164,27 +214,31 @@ async def ingest(
     rejected: list[dict[str, Any]] = []
     sorter = _Sorter(q)
 
-    async def new_rows() -> AsyncIterator[Row]:
+    async def stream() -> AsyncIterator[bytes]:
+        yield COPY_HEADER
         for index in range(len(chunks)):
             rows, refused = await chunk(index)
             rejected.extend(refused)
-            for row in await sorter.new_rows(lookup, rows):
-                yield row
+            new = await sorter.new_rows(lookup, rows)
+            if new:
+                yield b"".join(new)
+        yield COPY_TRAILER
+
+    async def write(new: list[bytes]) -> None:
+        await copy_binary(conn, [COPY_HEADER, b"".join(new), COPY_TRAILER])
 
     outcome = BulkOutcome()
     try:
-        async with conn.transaction():
-            await conn.copy_records_to_table(
-                "incidents", records=new_rows(), columns=INCIDENT_COLUMNS, timeout=COPY_TIMEOUT_SECONDS
-            )
+        async with bulk_transaction(conn):
+            await copy_binary(conn, stream())
     except asyncpg.UniqueViolationError:
-        parsed: list[Row] = []
+        parsed: list[Keyed] = []
         rejected.clear()
         for index in range(len(chunks)):
             rows, refused = await chunk(index)
             rejected.extend(refused)
             parsed.extend(rows)
-        await store(conn, q, parsed, outcome)
+        await _store(conn, q, parsed, outcome, write)
     else:
         _merge(outcome, sorter.outcome)
     outcome.rejected.extend(rejected)
@@ -192,7 +246,19 @@ async def ingest(
     return outcome
 
 
-Parsed = tuple[list[Row], list[dict[str, Any]]]
+async def copy_binary(conn: asyncpg.Connection, data: AsyncIterator[bytes] | list[bytes]) -> None:
+    source = data if isinstance(data, AsyncIterator) else _iterate(data)
+    await conn.copy_to_table(
+        "incidents", source=source, columns=INCIDENT_COLUMNS, format="binary", timeout=COPY_TIMEOUT_SECONDS
+    )
+
+
+async def _iterate(parts: list[bytes]) -> AsyncIterator[bytes]:
+    for part in parts:
+        yield part
+
+
+Parsed = tuple[list[Keyed], list[dict[str, Any]]]
 
 
 def _chunk_parser(

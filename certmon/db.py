@@ -133,6 +133,19 @@ async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10, timeou
 
 
 @contextlib.asynccontextmanager
+async def bulk_transaction(conn: asyncpg.Connection) -> AsyncIterator[None]:
+    """A transaction that writes many rows at once.
+
+    The pool plans every statement for its parameters (create_pool). A COPY of thousands of incidents runs the
+    foreign-key check of each row as a statement of its own, and planning each of those anew costs almost half
+    as much as the rows themselves; within this transaction PostgreSQL reuses their plan.
+    """
+    async with conn.transaction():
+        await conn.execute("SET LOCAL plan_cache_mode = auto")
+        yield
+
+
+@contextlib.asynccontextmanager
 async def connection(pool: asyncpg.Pool, timeout: float = 5.0) -> AsyncIterator[Any]:
     """Acquire a connection; an outage becomes ``DatabaseUnavailable`` so the caller answers 503."""
     try:

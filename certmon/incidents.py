@@ -5,15 +5,16 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 
+from certmon.calendars import Always
 from certmon.db import Queries
 from certmon.errors import Conflict, Invalid, NotFound
 from certmon.models import MILESTONES, EventIn, IncidentIn
-from certmon.policy import Policy
+from certmon.policy import Policy, SeverityPolicy
 from certmon.sla import Clock, Milestones, compute_clock, elapsed_seconds, state_at
 
 ALL_MILESTONES = ("detected", *MILESTONES)
@@ -24,7 +25,37 @@ def body_hash(data: IncidentIn) -> str:
 
     Validation has already normalized every time to UTC, and pydantic dumps fields in declaration order.
     """
-    return hashlib.sha256(data.model_dump_json().encode()).hexdigest()
+    return hashlib.sha256(data.__pydantic_serializer__.to_json(data)).hexdigest()
+
+
+class _RoundTheClock:
+    """A severity whose clock runs on the 24x7 calendar, where due times are plain additions.
+
+    Bulk ingest computes one clock per line; this gives the values compute_clock gives (a test holds the two
+    equal) without building its Milestones and Clock objects.
+    """
+
+    def __init__(self, rule: SeverityPolicy, at_risk_fraction: float) -> None:
+        self.from_analysed = rule.start == "analysed"
+        self.stop = rule.stop
+        self.at_risk = timedelta(seconds=at_risk_fraction * rule.target_seconds)
+        self.target = timedelta(seconds=rule.target_seconds)
+
+    def values(self, data: IncidentIn) -> tuple[Any, ...]:
+        """clock_start, at_risk_at, due_at, stopped_at and delay_seconds."""
+        start = data.analysed_at if self.from_analysed else data.detected_at
+        if self.stop == "notified":
+            stopped = data.notified_at
+        elif self.stop == "contained":
+            stopped = data.contained_at
+        elif data.notified_at is None or data.contained_at is None:
+            stopped = None
+        else:
+            stopped = max(data.notified_at, data.contained_at)
+        if start is None:
+            return (None, None, None, stopped, None)
+        delay = None if stopped is None else max(0.0, (stopped - start).total_seconds())
+        return (start, start + self.at_risk, start + self.target, stopped, delay)
 
 
 class Clocks:
@@ -33,6 +64,11 @@ class Clocks:
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
         self._rules = {name: (rule, policy.calendar_for(name)) for name, rule in policy.severities.items()}
+        self._round_the_clock = {
+            name: _RoundTheClock(rule, policy.at_risk_fraction)
+            for name, (rule, calendar) in self._rules.items()
+            if isinstance(calendar, Always)
+        }
         self._fingerprint: str | None = None
 
     @property
@@ -67,13 +103,20 @@ class Clocks:
             return Clock(None, None, None, None, None)
         return compute_clock(m, parts[0], parts[1], self.policy.at_risk_fraction)
 
-    def insert_args(self, data: IncidentIn, actor: str) -> tuple[Any, ...]:
-        """The values of one incidents row, in the column order of incident_insert and incident_stage."""
-        self.check_severity(data.severity)
+    def clock_values(self, data: IncidentIn) -> tuple[Any, ...]:
+        """The clock columns of a new incident: clock_start, at_risk_at, due_at, stopped_at, delay_seconds."""
+        fast = self._round_the_clock.get(data.severity)
+        if fast is not None:
+            return fast.values(data)
         m = Milestones(
             data.detected_at, data.analysed_at, data.notified_at, data.acknowledged_at, data.contained_at,
             data.resolved_at,
         )  # fmt: skip
+        return clock_values(self._clock(data.severity, m))
+
+    def insert_args(self, data: IncidentIn, actor: str) -> tuple[Any, ...]:
+        """The values of one incidents row, in the column order of incident_insert and incident_stage."""
+        self.check_severity(data.severity)
         return (
             data.agency,
             data.title,
@@ -84,13 +127,13 @@ class Clocks:
             data.source,
             data.external_id,
             body_hash(data),
-            m.detected,
-            m.analysed,
-            m.notified,
-            m.acknowledged,
-            m.contained,
-            m.resolved,
-            *clock_values(self._clock(data.severity, m)),
+            data.detected_at,
+            data.analysed_at,
+            data.notified_at,
+            data.acknowledged_at,
+            data.contained_at,
+            data.resolved_at,
+            *self.clock_values(data),
             self.fingerprint,
             actor,
         )

@@ -112,14 +112,14 @@ class Agency(AgencyIn):
 
 class IncidentIn(Strict):
     agency: AgencyCode
-    title: Text
+    title: Annotated[str, Field(min_length=1, max_length=500)]
     severity: str = Field(description="one of the policy's severities, by default critical, high, medium, low")
     category: Category = Field(description="RSIT class/type", examples=["malicious-code/c2-server"])
     detected_at: AwareDatetime = Field(description="RFC 3339 with an offset, at most 5 minutes in the future")
     source: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[a-z0-9][a-z0-9_.:-]*$")] = "api"
-    external_id: Annotated[str, Field(min_length=1, max_length=200, pattern=NO_NUL)] | None = None
+    external_id: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     tlp: Tlp | None = None
-    description: Annotated[str, Field(max_length=20000, pattern=NO_NUL)] | None = None
+    description: Annotated[str, Field(max_length=20000)] | None = None
     analysed_at: AwareDatetime | None = None
     notified_at: AwareDatetime | None = None
     acknowledged_at: AwareDatetime | None = None
@@ -127,23 +127,33 @@ class IncidentIn(Strict):
     resolved_at: AwareDatetime | None = None
 
     @model_validator(mode="after")
-    def _times(self) -> IncidentIn:
-        """Every time in UTC, none in the future, no milestone before detection: one pass, one clock reading."""
-        fields = self.__dict__  # plain dict access: this runs for every line of a bulk body
+    def _checks(self) -> IncidentIn:
+        """No NUL in the free text; every time in UTC, none in the future, no milestone before detection.
+
+        This runs for every line of a bulk body, so it is written for speed: a NUL test here costs a fraction of
+        the NO_NUL pattern the other models use; times are converted first, since two datetimes with the very
+        same tzinfo compare without asking either for its offset, and that asking is what the checks cost most.
+        """
+        fields = self.__dict__
+        for name in ("title", "external_id", "description"):
+            text = fields[name]
+            if text is not None and "\x00" in text:
+                raise ValueError(f"{name}: {NUL_MESSAGE}")
         latest = datetime.now(UTC) + MAX_CLOCK_SKEW
-        detected: datetime = fields["detected_at"]
+        detected: datetime = fields["detected_at"].astimezone(UTC)
         if detected > latest:
             raise ValueError("detected_at: is more than 5 minutes in the future")
-        fields["detected_at"] = detected.astimezone(UTC)
+        fields["detected_at"] = detected
         for name in MILESTONE_FIELDS:
             at: datetime | None = fields[name]
             if at is None:
                 continue
+            at = at.astimezone(UTC)
             if at > latest:
                 raise ValueError(f"{name}: is more than 5 minutes in the future")
             if at < detected:
                 raise ValueError(f"{name}: is earlier than detected_at")
-            fields[name] = at.astimezone(UTC)
+            fields[name] = at
         return self
 
 

@@ -29,7 +29,7 @@ class Settings:
     db_timeout_seconds: float = 5.0  # a query slower than this is treated as an outage, not a hang
     retry_after_seconds: int = 5  # told to clients while the database is unreachable
     token_cache_seconds: float = 2.0  # a revoked token stops working within this many seconds
-    parse_workers: int = 1  # processes validating bulk bodies off the event loop; 0 validates in the loop
+    parse_workers: int = 2  # processes validating bulk bodies off the event loop; 0 validates in the loop
     metrics_refresh_seconds: float = 15.0  # Prometheus scrapes every 15 s by default
     sweep_seconds: float = 60.0
     scheduler_enabled: bool = True
@@ -128,7 +128,7 @@ class Settings:
             db_timeout_seconds=get("DB_TIMEOUT_SECONDS", positive(float), 5.0),
             retry_after_seconds=get("RETRY_AFTER_SECONDS", positive(int), 5),
             token_cache_seconds=get("TOKEN_CACHE_SECONDS", float, 2.0),
-            parse_workers=get("PARSE_WORKERS", non_negative(int), 1),
+            parse_workers=get("PARSE_WORKERS", non_negative(int), 2),
             metrics_refresh_seconds=get("METRICS_REFRESH_SECONDS", positive(float), 15.0),
             sweep_seconds=get("SWEEP_SECONDS", positive(float), 60.0),
             scheduler_enabled=get("SCHEDULER", boolean, True),

@@ -21,7 +21,7 @@ import pydantic
 from pydantic import Field, StrictInt
 
 from certmon.bulk import BulkOutcome, describe
-from certmon.db import Queries
+from certmon.db import Queries, bulk_transaction
 from certmon.errors import CertmonError, Conflict, Invalid
 from certmon.models import NO_NUL, AgencyCode, PastTime, Strict
 from certmon.periods import Period, current_month, fiscal_year_of, fiscal_year_period, fiscal_year_to_date, months_in
@@ -188,7 +188,7 @@ async def store(conn: asyncpg.Connection, q: Queries, rows: list[tuple[Any, ...]
     """COPY the rows through a staging table; keyed lines already stored count as duplicates or conflicts."""
     if not rows:
         return
-    async with conn.transaction():
+    async with bulk_transaction(conn):
         await conn.execute(q["survey_bulk_stage"])
         await conn.copy_records_to_table("survey_stage", records=rows, columns=STAGE_COLUMNS)
         inserted = {(r["service"], r["external_id"]) for r in await conn.fetch(q["survey_bulk_insert"])}

@@ -278,6 +278,37 @@ async def test_bulk_ndjson_accounts_for_every_line(api: Api) -> None:
     assert [e["type"] for e in detail["timeline"]] == ["detected", "notified"]
 
 
+@pytest.mark.parametrize("parse_workers", [0, 1])
+async def test_bulk_stores_every_field_exactly_as_a_single_post_does(make_api: Any, parse_workers: int) -> None:
+    """Thai text, every milestone to the microsecond in any offset, TLP, the SLA clock: bulk and POST agree."""
+    api: Api = await make_api(parse_workers=parse_workers)
+    full = incident(
+        title='มัลแวร์เรียกกลับ C2 จากเครื่องกระทรวง "quoted" \\ back',
+        description="บรรทัดแรก\nsecond line\ttab ✓",
+        tlp="TLP:AMBER+STRICT",
+        severity="critical",
+        detected_at="2021-08-02T09:00:00.123456+07:00",
+        analysed_at="2021-08-02T02:10:00.5Z",
+        notified_at="2021-08-02T09:59:59.999999+07:00",
+        acknowledged_at="2021-08-02T10:30:00+07:00",
+        contained_at="2021-08-02T05:00:00+02:00",
+        resolved_at="2021-08-03T12:00:00+07:00",
+    )
+    status, single = await api.call("POST", "/api/v1/incidents", json={**full, "external_id": "single"})
+    assert status == 201, single
+    body = "\n".join(json.dumps({**full, "external_id": f"bulk-{n}"}) for n in range(3)).encode()
+    status, result = await api.call("POST", "/api/v1/incidents/bulk", data=body)
+    assert (status, result["accepted"]) == (200, 3), result
+    _, page = await api.call("GET", "/api/v1/incidents?limit=10")
+    bulk = next(i for i in page["items"] if i["external_id"] == "bulk-1")
+    volatile = {"id", "external_id", "created_at"}
+    assert {k: v for k, v in bulk.items() if k not in volatile} == {
+        k: v for k, v in single.items() if k not in volatile | {"timeline"}
+    }
+    assert bulk["sla"]["state"] == "met"
+    assert bulk["sla"]["elapsed_seconds"] == pytest.approx(3599.876543)
+
+
 async def test_bulk_over_the_line_limit_is_413(api: Api) -> None:
     """More than 10,000 lines is refused whole, with a problem body, so the sender splits the file."""
     body = ("\n".join(json.dumps(incident(external_id=str(n))) for n in range(10_001))).encode()

@@ -8,7 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from certmon.calendars import Always, BusinessHours, Calendar, build_calendar
-from certmon.policy import CalendarPolicy, SeverityPolicy
+from certmon.incidents import Clocks
+from certmon.models import IncidentIn
+from certmon.policy import CalendarPolicy, Policy, SeverityPolicy
 from certmon.sla import (
     SLA_STATES,
     Clock,
@@ -376,3 +378,50 @@ def test_unknown_state_is_rejected_by_tally() -> None:
     """A misspelt state is a ValueError, not a silently dropped incident."""
     with pytest.raises(ValueError, match="unknown SLA state"):
         tally(["met", "meet"])  # type: ignore[list-item]
+
+
+optional_after = st.none() | st.integers(min_value=0, max_value=3 * 24 * 60 * 60)
+past_instants = st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2025, 12, 31), timezones=st.just(UTC))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    past_instants,
+    optional_after,
+    optional_after,
+    optional_after,
+    st.sampled_from(["detected", "analysed"]),
+    st.sampled_from(["notified", "contained", "notified+contained"]),
+    targets,
+    st.floats(min_value=0.05, max_value=0.95),
+)
+def test_row_clocks_on_the_24x7_calendar_equal_the_engine(
+    detected: datetime,
+    analysed: int | None,
+    notified: int | None,
+    contained: int | None,
+    start: str,
+    stop: str,
+    target: int,
+    fraction: float,
+) -> None:
+    """The clock columns computed for a new incident row are exactly what compute_clock says, for every rule."""
+    after = {
+        name: None if seconds is None else detected + timedelta(seconds=seconds)
+        for name, seconds in (("analysed", analysed), ("notified", notified), ("contained", contained))
+    }
+    rule = SeverityPolicy(target_seconds=target, start=start, stop=stop)  # type: ignore[arg-type]
+    policy = Policy(severities={"high": rule}, at_risk_fraction=fraction)
+    data = IncidentIn.model_validate(
+        {
+            "agency": "MOF",
+            "title": "t",
+            "severity": "high",
+            "category": "malicious-code/c2-server",
+            "detected_at": detected,
+            **{f"{name}_at": at for name, at in after.items()},
+        }
+    )
+    expected = compute_clock(Milestones(detected=detected, **after), rule, ALWAYS, fraction)
+    got = Clocks(policy).clock_values(data)
+    assert got == (expected.start, expected.at_risk_at, expected.due_at, expected.stopped_at, expected.delay_seconds)

@@ -117,3 +117,16 @@ async def test_bulk_key_lookup_probes_the_unique_index_on_a_large_table(conn: as
     assert not [n for n in nodes if n["Node Type"] == "Seq Scan" and n.get("Relation Name") == "incidents"]
     found = await conn.fetch(query, ["sensor"] * len(asked), asked)
     assert sorted(r["external_id"] for r in found) == sorted(a for a in asked if a.startswith("stored-"))
+
+
+async def test_bulk_writes_let_postgresql_reuse_plans_that_api_queries_replan(database_url: str) -> None:
+    """The pool plans each query for its parameters, but not the per-row foreign-key checks of a bulk write."""
+    pool = await db.create_pool(database_url)
+    try:
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("SHOW plan_cache_mode") == "force_custom_plan"
+            async with db.bulk_transaction(conn):
+                assert await conn.fetchval("SHOW plan_cache_mode") == "auto"
+            assert await conn.fetchval("SHOW plan_cache_mode") == "force_custom_plan"
+    finally:
+        await pool.close()

@@ -22,7 +22,7 @@ import asyncpg
 import structlog
 
 from certmon import bulk
-from certmon.db import Queries
+from certmon.db import Queries, bulk_transaction
 from certmon.incidents import Clocks
 from certmon.metrics import Metrics
 from certmon.models import MAX_CLOCK_SKEW, IncidentIn
@@ -199,7 +199,7 @@ class Pipeline:
 
     async def _flush(self, batch: list[tuple[int, Alert]]) -> None:
         conn, q = self.conn, self.q
-        async with conn.transaction():
+        async with bulk_transaction(conn):
             await conn.execute(q["ingest_lock"], self.source)
             if self._networks is None:
                 self._networks = await NetworkTable.load(conn, q)
