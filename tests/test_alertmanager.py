@@ -232,3 +232,16 @@ async def test_a_real_alertmanager_posts_firing_and_resolved_alerts_with_its_bea
         except TimeoutError:
             process.kill()
             await process.wait()
+
+
+async def test_nul_characters_in_labels_are_kept_as_replacement_characters(api: Api) -> None:
+    """Labels are whatever the monitored side reports: U+0000, which PostgreSQL cannot store, becomes U+FFFD."""
+    firing = alert(agency="MOF", severity="critical", instance="10.0.0.1\u0000")
+    firing["annotations"]["summary"] = "Defaced\u0000"
+    status, body = await api.call("POST", HOOK, "analyst", json=webhook(firing))
+    assert status == 200, body
+    assert body["created"] == 1
+    _, incident = await api.call("GET", f"/api/v1/incidents/{body['alerts'][0]['incident']}")
+    assert incident["title"] == "Defaced\ufffd"
+    status, body = await api.call("POST", HOOK, "analyst", json=webhook(alert(agency="MOF\u0000")))
+    assert (status, body["unmatched"]) == (200, 1)

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import asyncpg
 import structlog
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from certmon import incidents
 from certmon.bulk import describe
@@ -23,7 +23,7 @@ from certmon.errors import CertmonError, Conflict
 from certmon.models import MAX_CLOCK_SKEW, EventIn, IncidentIn
 from certmon.networks import clean_address
 from certmon.policy import Policy
-from certmon.sources import alert_key
+from certmon.sources import alert_key, storable
 from certmon.sources.mapping import AlertmanagerMapping, category_or_other
 
 SOURCE = "alertmanager"
@@ -42,6 +42,16 @@ class AmAlert(BaseModel):
     endsAt: AwareDatetime | None = None
     generatorURL: str = ""
     fingerprint: str = ""
+
+    @field_validator("labels", "annotations", mode="after")
+    @classmethod
+    def _storable_texts(cls, texts: dict[str, str]) -> dict[str, str]:
+        return {storable(name): storable(value) for name, value in texts.items()}
+
+    @field_validator("generatorURL", "fingerprint", mode="after")
+    @classmethod
+    def _storable_text(cls, text: str) -> str:
+        return storable(text)
 
 
 class Webhook(BaseModel):
