@@ -62,14 +62,16 @@ async def read_json(request: web.Request, max_bytes: int = 1_000_000) -> Any:
     if request.content_length is not None and request.content_length > max_bytes:
         raise PayloadTooLarge(f"body larger than {max_bytes} bytes")
     raw = await request.read()
+    if len(raw) > max_bytes:  # a chunked body announces no length
+        raise PayloadTooLarge(f"body larger than {max_bytes} bytes")
     try:
         return json.loads(raw)
     except ValueError as exc:
         raise BadRequest(f"body is not valid JSON: {exc}") from None
 
 
-async def read_model(request: web.Request, model: type[M]) -> M:
-    body = await read_json(request)
+async def read_model(request: web.Request, model: type[M], max_bytes: int = 1_000_000) -> M:
+    body = await read_json(request, max_bytes)
     try:
         return model.model_validate(body)
     except pydantic.ValidationError as exc:

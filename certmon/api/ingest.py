@@ -72,7 +72,7 @@ def mapping(request: web.Request) -> IngestMapping:
 async def alertmanager_webhook(request: web.Request) -> web.Response:
     caller = principal(request)
     caller.require(*WRITERS)
-    hook = await read_model(request, alertmanager.Webhook)
+    hook = await read_model(request, alertmanager.Webhook, alertmanager.MAX_BODY_BYTES)
     app = request.app
     async with connection(request) as conn:
         result = await alertmanager.receive(

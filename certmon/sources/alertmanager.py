@@ -28,6 +28,10 @@ from certmon.sources.mapping import AlertmanagerMapping, category_or_other
 
 SOURCE = "alertmanager"
 NEVER = datetime(1, 1, 1, tzinfo=UTC)  # Alertmanager's endsAt of an alert that has not ended
+MAX_ALERTS = 10_000
+# Alertmanager sends a whole group in one notification unless its max_alerts is set, and does not retry a 4xx:
+# a body refused for its size loses those alerts. This admits MAX_ALERTS alerts of a few KiB of labels each.
+MAX_BODY_BYTES = 32 * 1024**2
 
 log = structlog.get_logger("certmon.ingest")
 
@@ -63,7 +67,7 @@ class Webhook(BaseModel):
     status: Literal["firing", "resolved"]
     receiver: str = ""
     groupKey: str = ""
-    alerts: list[AmAlert] = Field(max_length=10_000)
+    alerts: list[AmAlert] = Field(max_length=MAX_ALERTS)
 
 
 @dataclass(slots=True)
