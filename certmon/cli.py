@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
@@ -19,6 +20,7 @@ from certmon.policy import PolicyError, load_policy
 from certmon.settings import Settings, SettingsError
 
 SHUTDOWN_GRACE_SECONDS = 30.0  # in-flight requests get this long to finish after SIGTERM
+GC_YOUNG_THRESHOLD = 10_000  # see tune_gc
 Command = Callable[[argparse.Namespace, Settings], int]
 
 
@@ -155,6 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"certmon: configuration error: {exc}", file=sys.stderr)
         return 2
     logs.configure(settings.log_format, settings.log_level)
+    tune_gc()
     if getattr(args, "host", "unset") is None:
         args.host = settings.host
     if getattr(args, "port", "unset") is None:
@@ -170,6 +173,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, asyncpg.PostgresError) as exc:
         print(f"certmon: database error: {exc}", file=sys.stderr)
         return 1
+
+
+def tune_gc() -> None:
+    """Collect young objects every 10,000 allocations instead of every 700.
+
+    Imports and bulk bodies hold batches of thousands of decoded records, none in a reference cycle; at the
+    default threshold the collector walked them over and over, about a third of an EVE import's time. Cycles are
+    still collected, a little later.
+    """
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
 
 
 if __name__ == "__main__":
