@@ -46,11 +46,29 @@ Tlp = Literal["TLP:RED", "TLP:AMBER+STRICT", "TLP:AMBER", "TLP:GREEN", "TLP:CLEA
 assert set(TLP_LABELS) == set(Tlp.__args__)  # type: ignore[attr-defined]
 
 
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)  # older than any sensor's record, and far from datetime's own limits
+
+
+def to_utc(value: datetime) -> datetime:
+    """One instant, one representation: 09:00+07:00 and 02:00Z must compare and hash alike.
+
+    A ValueError for a time before 1970, or one that UTC cannot even represent (0001-01-01T00:00+01:00 is in
+    year 0), so that such input is refused by name instead of failing later with an OverflowError.
+    """
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range") from None
+    if utc < EARLIEST:
+        raise ValueError("is before 1970")
+    return utc
+
+
 def _not_in_future(value: datetime) -> datetime:
-    if value > datetime.now(UTC) + MAX_CLOCK_SKEW:
+    utc = to_utc(value)
+    if utc > datetime.now(UTC) + MAX_CLOCK_SKEW:
         raise ValueError("is more than 5 minutes in the future")
-    # One instant, one representation: 09:00+07:00 and 02:00Z must compare and hash alike.
-    return value.astimezone(UTC)
+    return utc
 
 
 def _cidr(value: str) -> str:
@@ -140,7 +158,7 @@ class IncidentIn(Strict):
             if text is not None and "\x00" in text:
                 raise ValueError(f"{name}: {NUL_MESSAGE}")
         latest = datetime.now(UTC) + MAX_CLOCK_SKEW
-        detected: datetime = fields["detected_at"].astimezone(UTC)
+        detected = _field_utc(fields, "detected_at")
         if detected > latest:
             raise ValueError("detected_at: is more than 5 minutes in the future")
         fields["detected_at"] = detected
@@ -148,13 +166,20 @@ class IncidentIn(Strict):
             at: datetime | None = fields[name]
             if at is None:
                 continue
-            at = at.astimezone(UTC)
+            at = _field_utc(fields, name)
             if at > latest:
                 raise ValueError(f"{name}: is more than 5 minutes in the future")
             if at < detected:
                 raise ValueError(f"{name}: is earlier than detected_at")
             fields[name] = at
         return self
+
+
+def _field_utc(fields: dict[str, Any], name: str) -> datetime:
+    try:
+        return to_utc(fields[name])
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from None
 
 
 class EventIn(Strict):

@@ -258,3 +258,14 @@ async def test_a_notification_of_thousands_of_alerts_above_a_megabyte_is_taken_w
     status, result = await api.call("POST", HOOK, "analyst", data=body, headers={"Content-Type": "application/json"})
     assert status == 200, result
     assert (result["received"], result["created"]) == (2500, 2500)
+
+
+async def test_an_alert_starting_out_of_range_is_rejected_alone(api: Api) -> None:
+    """startsAt in year 1 with an offset cannot be represented in UTC: that alert is rejected, the body answered 200."""
+    bad = alert(agency="MOF")
+    bad["startsAt"] = "0001-01-01T00:00:00+01:00"
+    good = alert(agency="MOF", instance="10.0.0.9")
+    status, body = await api.call("POST", HOOK, "analyst", json=webhook(bad, good))
+    assert status == 200, body
+    assert (body["rejected"], body["created"]) == (1, 1)
+    assert body["alerts"][0]["error"].startswith("startsAt")

@@ -388,3 +388,31 @@ async def test_nul_characters_are_refused_by_field_before_the_database(api: Api)
     assert status == 404
     status, problem = await api.call("POST", "/api/v1/agencies", "admin", json={"code": "NUL", "name": "a\u0000"})
     assert (status, problem["errors"][0]["field"]) == (422, "name")
+
+
+async def test_times_before_1970_or_beyond_representation_are_refused_by_field(api: Api) -> None:
+    """0001-01-01T00:00+01:00 is in year 0 once in UTC: a 422 naming the field, never a 500."""
+    for detected, reason in (("0001-01-01T00:00:00+01:00", "out of range"), ("1969-12-31T23:59:59Z", "before 1970")):
+        status, problem = await api.call("POST", "/api/v1/incidents", json=incident(detected_at=detected))
+        assert (status, problem["errors"][0]["field"]) == (422, "detected_at"), problem
+        assert reason in problem["detail"]
+    status, problem = await api.call(
+        "POST", "/api/v1/incidents", json=incident(notified_at="9999-12-31T23:59:59-05:00")
+    )
+    assert (status, problem["errors"][0]["field"]) == (422, "notified_at"), problem
+    lines = [
+        json.dumps(incident(external_id="ok")),
+        json.dumps(incident(external_id="old", detected_at="1900-01-01T00:00:00Z")),
+    ]
+    status, result = await api.call("POST", "/api/v1/incidents/bulk", data="\n".join(lines).encode())
+    assert (status, result["accepted"]) == (200, 1), result
+    assert [(r["line"], r["error"].split(":")[0]) for r in result["rejected"]] == [(2, "detected_at")]
+    status, problem = await api.call("GET", "/api/v1/incidents?since=0001-01-01T00:00:00%2B01:00")
+    assert (status, problem["errors"][0]["field"]) == (422, "since"), problem
+    _, created = await api.call("POST", "/api/v1/incidents", json=incident())
+    status, problem = await api.call(
+        "POST",
+        f"/api/v1/incidents/{created['id']}/events",
+        json={"type": "notified", "at": "0001-01-01T00:00:00+01:00"},
+    )
+    assert (status, problem["errors"][0]["field"]) == (422, "at"), problem

@@ -304,3 +304,14 @@ async def test_sensor_strings_with_nul_characters_are_kept_with_a_replacement(ap
     rows = await alert_incidents(api)
     assert rows and all(r["title"].endswith("\ufffd") for r in rows)
     assert all(s["title"].endswith("\ufffd") for s in result["unmatched_samples"])
+
+
+async def test_an_alert_time_out_of_range_rejects_that_record_only(api: Api) -> None:
+    """A sensor clock gone wrong (year 1 with an offset, or 1969) is reported by line; the rest is imported."""
+    records = sample("wrccdc-2018")[:10]
+    records[3]["timestamp"] = "0001-01-01T00:00:00.000000+0100"
+    records[6]["timestamp"] = "1969-12-31T23:00:00.000000+0000"
+    await with_networks(api)
+    result = await post(api, "/api/v1/ingest/eve", ndjson(records))
+    assert [(r["line"], "timestamp" in r["error"]) for r in result["rejected"]] == [(4, True), (7, True)]
+    assert result["alerts"] == 8

@@ -17,7 +17,7 @@ from aiohttp import web
 from certmon import appkeys, db
 from certmon.auth import Principal
 from certmon.errors import BadRequest, Invalid, PayloadTooLarge
-from certmon.models import NUL_MESSAGE, error_message
+from certmon.models import NUL_MESSAGE, error_message, to_utc
 
 M = TypeVar("M", bound=pydantic.BaseModel)
 T = TypeVar("T")
@@ -132,7 +132,7 @@ def aware_datetime(raw: str) -> datetime:
     value = datetime.fromisoformat(raw)
     if value.tzinfo is None:
         raise ValueError("must carry a UTC offset, e.g. 2021-08-01T00:00:00+07:00")
-    return value
+    return to_utc(value)
 
 
 def principal(request: web.Request) -> Principal:

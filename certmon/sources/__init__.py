@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from certmon.models import to_utc
+
 OTHER = "other/undetermined"  # the RSIT type of an alert whose class says nothing more precise
 
 
@@ -76,4 +78,8 @@ def parse_time(raw: object, field: str) -> datetime:
         raise Rejected("invalid", f"{field}: {raw!r} is not an ISO 8601 time") from None
     if value.tzinfo is None:
         raise Rejected("invalid", f"{field}: {raw!r} carries no UTC offset")
-    return value
+    try:
+        to_utc(value)
+    except ValueError as exc:
+        raise Rejected("invalid", f"{field}: {raw!r} {exc}") from None
+    return value  # as the sensor wrote it: samples and reports show its own offset

@@ -20,7 +20,7 @@ from certmon import incidents
 from certmon.bulk import describe
 from certmon.db import Queries
 from certmon.errors import CertmonError, Conflict
-from certmon.models import MAX_CLOCK_SKEW, EventIn, IncidentIn
+from certmon.models import MAX_CLOCK_SKEW, EventIn, IncidentIn, to_utc
 from certmon.networks import clean_address
 from certmon.policy import Policy
 from certmon.sources import alert_key, storable
@@ -170,6 +170,10 @@ async def _one(
     actor: str,
     result: Result,
 ) -> None:
+    try:
+        to_utc(alert.startsAt)
+    except ValueError as exc:
+        raise CertmonError(f"startsAt: {exc}") from None
     if alert.startsAt > datetime.now(UTC) + MAX_CLOCK_SKEW:
         raise CertmonError("startsAt: is more than 5 minutes in the future")
     existing = await conn.fetchrow(q["incident_by_key"], SOURCE, external_id(alert))
