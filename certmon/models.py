@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from certmon.periods import EARLIEST  # older than any sensor's record, far from datetime's own limits
 from certmon.taxonomy import SECTORS, TLP_LABELS, rsit_categories
 
 MAX_CLOCK_SKEW = timedelta(minutes=5)  # sensors' clocks drift; anything further ahead is a mistake
@@ -44,9 +45,6 @@ Sector = Literal[
 assert set(SECTORS) == set(Sector.__args__)  # type: ignore[attr-defined]
 Tlp = Literal["TLP:RED", "TLP:AMBER+STRICT", "TLP:AMBER", "TLP:GREEN", "TLP:CLEAR"]
 assert set(TLP_LABELS) == set(Tlp.__args__)  # type: ignore[attr-defined]
-
-
-EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)  # older than any sensor's record, and far from datetime's own limits
 
 
 def to_utc(value: datetime) -> datetime:

@@ -9,7 +9,7 @@ end, so FY2564 is 2020-10-01 .. 2021-10-01.
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, tzinfo
+from datetime import UTC, date, datetime, tzinfo
 from zoneinfo import ZoneInfo
 
 BE_OFFSET = 543  # Buddhist Era year = Common Era year + 543
@@ -26,6 +26,9 @@ _RANGE_RE = re.compile(r"(\d{4}-\d{2}-\d{2})\.\.(\d{4}-\d{2}-\d{2})")
 def _require_aware(dt: datetime, what: str = "datetime") -> None:
     if dt.tzinfo is None or dt.tzinfo.utcoffset(dt) is None:
         raise ValueError(f"{what} must be timezone-aware, got naive {dt.isoformat()}")
+
+
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)  # no incident time is older: models.to_utc refuses it
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +173,21 @@ def _parse_date(text: str) -> date:
 
 
 def parse_period(text: str, tz: ZoneInfo) -> Period:
-    """Parse "2021-08", "FY2564", "FY2564-Q4" or "2021-08-01..2021-08-16" (end date exclusive)."""
+    """Parse "2021-08", "FY2564", "FY2564-Q4" or "2021-08-01..2021-08-16" (end date exclusive).
+
+    Periods start in 1970 at the earliest, the earliest time an incident may carry; one that Python's datetime
+    cannot even hold in UTC (year 1 in Bangkok is year 0 in UTC) is a ValueError like any other bad period.
+    """
+    try:
+        period = _parse_period(text, tz)
+    except OverflowError:
+        raise ValueError(f"period {text!r} is out of range") from None
+    if period.start.astimezone(tz).year < EARLIEST.year:
+        raise ValueError(f"period {text!r} starts before 1970")
+    return period
+
+
+def _parse_period(text: str, tz: ZoneInfo) -> Period:
     cleaned = text.strip()
     upper = cleaned.upper()
     if m := _MONTH_RE.fullmatch(cleaned):

@@ -103,7 +103,10 @@ def query(request: web.Request, name: str, convert: Callable[[str], Any] | None 
 
 def page_limit(raw: str) -> int:
     """A page size between 1 and 1000."""
-    value = int(raw)
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError("must be a whole number between 1 and 1000") from None
     if not 1 <= value <= 1000:
         raise ValueError("must be between 1 and 1000")
     return value

@@ -22,6 +22,7 @@ from certmon.periods import parse_period
 
 api = Api()
 READERS = ("admin", "auditor")
+REVISION_RE = re.compile(r"[1-9][0-9]{0,8}")  # revisions are positive integers (PostgreSQL integer)
 MONTH_RE = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 PUBLIC_KEY_PATH = "/api/v1/exports/public-key"
 
@@ -151,7 +152,7 @@ async def download(request: web.Request) -> web.Response:
     month, raw_revision, name = (request.match_info[k] for k in ("month", "revision", "file"))
     if not MONTH_RE.fullmatch(month):
         raise Invalid("month", "must be a month as YYYY-MM, e.g. 2021-08")
-    if raw_revision != "latest" and not raw_revision.isdigit():
+    if raw_revision != "latest" and not REVISION_RE.fullmatch(raw_revision):
         raise Invalid("revision", "must be a revision number or latest")
     revision = None if raw_revision == "latest" else int(raw_revision)
     q = request.app[appkeys.QUERIES]

@@ -32,11 +32,18 @@ MAX_BULK_BYTES = 50_000_000  # 10,000 lines of a few KiB each
 ID = Param("id", "incident id", {"type": "integer"}, required=True, where="path")
 
 
+BIGINT_MAX = 2**63 - 1
+
+
 def incident_id(request: web.Request) -> int:
+    raw = request.match_info["id"]
     try:
-        return int(request.match_info["id"])
+        value = int(raw)
     except ValueError:
-        raise NotFound(f"no incident {request.match_info['id']!r}") from None
+        value = 0
+    if not 1 <= value <= BIGINT_MAX:  # ids are positive bigints; anything else names no incident
+        raise NotFound(f"no incident {raw!r}")
+    return value
 
 
 def _count(request: web.Request, source: str, accepted: int = 0, **rejected: int) -> None:

@@ -163,8 +163,11 @@ PERIOD_HELP = "2021-08, FY2564, FY2564-Q4 or 2021-08-01..2021-08-16 (end exclusi
 
 
 def _cursor(raw: str) -> int:
-    value = int(raw)
-    if value < 1:
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 2**63 - 1:  # response ids are positive bigints
         raise ValueError("is not a cursor of this listing")
     return value
 
