@@ -21,7 +21,14 @@ import asyncpg
 from certmon import compliance, db
 from certmon.export_formats import Column, Table, to_csv, to_json, to_xlsx
 from certmon.exports import evaluation_instant
-from certmon.periods import BE_OFFSET, Period, current_month, fiscal_quarter_period, fiscal_year_period
+from certmon.periods import (
+    BE_OFFSET,
+    EARLIEST,
+    Period,
+    current_month,
+    fiscal_quarter_period,
+    fiscal_year_period,
+)
 from certmon.policy import Policy
 from certmon.settings import Settings
 
@@ -265,10 +272,12 @@ def add_commands(commands: Any) -> None:
 def parse_fiscal_year(raw: str) -> int:
     """2564 or FY2564; ValueError for a CE year (with a hint) or one out of range."""
     text = raw.strip().upper().removeprefix("FY")
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise ValueError(f"{raw!r} is not a fiscal year such as 2564")
     value = int(text)
-    fiscal_year_period(value, ZoneInfo("UTC"))  # only its range checks matter here
+    period = fiscal_year_period(value, ZoneInfo("UTC"))  # its range checks explain a CE year
+    if period.start.year < EARLIEST.year:
+        raise ValueError(f"fiscal year FY{value} starts before 1970, the earliest time an incident may carry")
     return value
 
 

@@ -23,6 +23,8 @@ REFUSED = [
     ("/api/v1/exports/2021-08/99999999999999999999/incidents.csv", 422, "revision"),  # beyond integer
     ("/api/v1/exports/2021-08/%C2%B2/incidents.csv", 422, "revision"),  # a digit to str.isdigit, not to int
     ("/api/v1/agencies/MOF%00", 404, None),
+    ("/api/v1/reports/fiscal?fy=2513", 422, "fy"),  # starts in October 1969, like FY2513 of /sla
+    ("/api/v1/reports/fiscal?fy=%C2%B2", 422, "fy"),
 ]
 
 
