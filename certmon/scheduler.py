@@ -11,6 +11,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from certmon import appkeys, db, exports, snapshot
 from certmon.errors import DatabaseUnavailable
+from certmon.sources import eve, grouping, wazuh
+from certmon.sources.mapping import load_mapping
 
 log = structlog.get_logger("certmon.jobs")
 JobInstaller = Callable[[web.Application, AsyncIOScheduler], None]
@@ -51,7 +53,34 @@ def install_sweep(app: web.Application, scheduler: AsyncIOScheduler) -> None:
     )
 
 
-INSTALLERS: list[JobInstaller] = [install_sweep, snapshot.install_refresh, exports.install_exports]
+SOURCES = (eve.SOURCE, wazuh.SOURCE)  # the sources whose alerts are imported through grouping.Pipeline
+
+
+def install_forget(app: web.Application, scheduler: AsyncIOScheduler) -> None:
+    """Every night, forget the keys of imported alerts older than the ingest mapping's ``remember_days``."""
+    settings = app[appkeys.SETTINGS]
+    remember = load_mapping(settings.ingest_mapping).remember
+    if remember is None:
+        return
+
+    async def forget() -> None:
+        try:
+            async with db.connection(app[appkeys.POOL], settings.db_timeout_seconds) as conn:
+                gone = await grouping.forget_keys(conn, app[appkeys.QUERIES], SOURCES, remember, datetime.now(UTC))
+        except DatabaseUnavailable as exc:
+            log.warning("imported alert keys not forgotten", error=exc.detail)
+            return
+        log.info("imported alert keys forgotten", keys=gone, remember_days=remember.days)
+
+    scheduler.add_job(forget, "cron", hour=3, minute=30, id="ingest-forget", coalesce=True, max_instances=1)
+
+
+INSTALLERS: list[JobInstaller] = [
+    install_sweep,
+    snapshot.install_refresh,
+    exports.install_exports,
+    install_forget,
+]
 
 
 async def context(app: web.Application) -> AsyncIterator[None]:

@@ -8,11 +8,19 @@ import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
+from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from conftest import Api
 
 from certmon import appkeys
+from certmon.scheduler import install_forget
+from certmon.settings import Settings
+from certmon.sources import eve as eve_source
+from certmon.sources import grouping, key_prefix
+from certmon.sources.mapping import IngestMapping, MappingError, load_mapping
 
 SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "suricata"
 NETWORKS = json.loads((Path(__file__).parent / "fixtures" / "suricata-networks.json").read_text())
@@ -315,3 +323,80 @@ async def test_an_alert_time_out_of_range_rejects_that_record_only(api: Api) -> 
     result = await post(api, "/api/v1/ingest/eve", ndjson(records))
     assert [(r["line"], "timestamp" in r["error"]) for r in result["rejected"]] == [(4, True), (7, True)]
     assert result["alerts"] == 8
+
+
+def matched_records(count: int) -> list[dict[str, Any]]:
+    records = [r for r in sample("wrccdc-2018") if agency_of([r["dest_ip"], r["src_ip"]]) is not None]
+    return records[:count]
+
+
+def dated(record: dict[str, Any], at: datetime) -> dict[str, Any]:
+    return {**record, "timestamp": at.strftime("%Y-%m-%dT%H:%M:%S.%f+0000")}
+
+
+async def test_remembered_alerts_are_forgotten_after_remember_days_and_older_ones_refused(
+    make_api: Any, tmp_path: Path
+) -> None:
+    """With remember_days, old keys go and alerts that old are refused: nothing can be counted twice."""
+    now = datetime.now(UTC)
+    records = matched_records(4)
+    old = [dated(records[0], now - timedelta(days=100)), dated(records[1], now - timedelta(days=95))]
+    recent = [dated(records[2], now - timedelta(days=2)), dated(records[3], now - timedelta(days=1))]
+    body = ndjson(old + recent)
+
+    mapping = tmp_path / "mapping.toml"
+    mapping.write_text("remember_days = 30\n")
+    api: Api = await make_api(ingest_mapping=mapping)
+    await with_networks(api)
+    pool, q = api.app[appkeys.POOL], api.app[appkeys.QUERIES]
+    async with pool.acquire() as conn:
+        # Imported earlier, under a mapping that remembered every alert.
+        convert = eve_source.converter(IngestMapping().eve)
+        earlier = grouping.Pipeline(
+            conn, q, api.app[appkeys.POLICY], source=eve_source.SOURCE, convert=convert, window=WINDOW, actor="earlier"
+        )
+        await earlier.feed(body)
+        first = await earlier.finish()
+        assert (first.alerts, first.rejected_count) == (4, 0)
+        assert await conn.fetchval("SELECT count(*) FROM ingested_alerts") == 4
+        assert await grouping.forget_keys(conn, q, [eve_source.SOURCE], timedelta(days=30), now) == 2
+        assert await conn.fetchval("SELECT count(*) FROM ingested_alerts") == 2
+
+    again = await post(api, "/api/v1/ingest/eve", body)
+    assert again["alerts_added"] == 0
+    assert again["duplicates"] == 2
+    assert [(r["line"], r["reason"]) for r in again["rejected"]] == [(1, "too_old"), (2, "too_old")]
+    assert "30 days" in again["rejected"][0]["error"]
+
+
+async def test_remember_days_must_be_a_positive_number_of_days(tmp_path: Path) -> None:
+    path = tmp_path / "mapping.toml"
+    path.write_text("remember_days = 0\n")
+    with pytest.raises(MappingError, match="remember_days"):
+        load_mapping(path)
+
+
+async def test_the_nightly_job_forgets_keys_only_when_remember_days_is_set(
+    make_api: Any, settings: Settings, tmp_path: Path
+) -> None:
+    """The job is installed for 03:30 Bangkok with remember_days, not without; when run it drops old keys."""
+    bkk = ZoneInfo("Asia/Bangkok")
+    scheduler = AsyncIOScheduler(timezone=bkk)
+    default = web.Application()
+    default[appkeys.SETTINGS] = settings  # no ingest mapping: every key is kept
+    install_forget(default, scheduler)
+    assert scheduler.get_job("ingest-forget") is None
+
+    mapping = tmp_path / "mapping.toml"
+    mapping.write_text("remember_days = 30\n")
+    api: Api = await make_api(ingest_mapping=mapping)
+    install_forget(api.app, scheduler)
+    job = scheduler.get_job("ingest-forget")
+    noon = datetime(2026, 11, 2, 12, 0, tzinfo=bkk)
+    assert job.trigger.get_next_fire_time(None, noon) == datetime(2026, 11, 3, 3, 30, tzinfo=bkk)
+    async with api.app[appkeys.POOL].acquire() as conn:
+        old = key_prefix(datetime.now(UTC) - timedelta(days=40)) + bytes(8)
+        new = key_prefix(datetime.now(UTC) - timedelta(days=20)) + bytes(8)
+        await conn.execute("INSERT INTO ingested_alerts VALUES ('suricata', $1), ('suricata', $2)", old, new)
+        await job.func()
+        assert [r[0] for r in await conn.fetch("SELECT alert_key FROM ingested_alerts")] == [new]

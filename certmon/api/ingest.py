@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
@@ -88,7 +87,7 @@ async def alertmanager_webhook(request: web.Request) -> web.Response:
     return json_response(result.as_json())
 
 
-async def _stream(request: web.Request, source: str, convert: Convert, window: timedelta) -> web.Response:
+async def _stream(request: web.Request, source: str, convert: Convert, m: IngestMapping) -> web.Response:
     caller = principal(request)
     caller.require(*WRITERS)
     app = request.app
@@ -99,9 +98,10 @@ async def _stream(request: web.Request, source: str, convert: Convert, window: t
             app[appkeys.POLICY],
             source=source,
             convert=convert,
-            window=window,
+            window=m.window,
             actor=caller.name,
             metrics=app[appkeys.METRICS],
+            remember=m.remember,
         )
         try:
             async for chunk in request.content.iter_chunked(CHUNK_BYTES):
@@ -126,7 +126,7 @@ STREAM_RESPONSES = {200: "every record is accounted for: incidents, duplicates, 
 )
 async def ingest_eve(request: web.Request) -> web.Response:
     m = mapping(request)
-    return await _stream(request, eve.SOURCE, eve.converter(m.eve), m.window)
+    return await _stream(request, eve.SOURCE, eve.converter(m.eve), m)
 
 
 @api.operation(
@@ -140,7 +140,7 @@ async def ingest_eve(request: web.Request) -> web.Response:
 )
 async def ingest_wazuh(request: web.Request) -> web.Response:
     m = mapping(request)
-    return await _stream(request, wazuh.SOURCE, lambda record: wazuh.to_alert(record, m.wazuh), m.window)
+    return await _stream(request, wazuh.SOURCE, lambda record: wazuh.to_alert(record, m.wazuh), m)
 
 
 @api.operation(

@@ -64,9 +64,14 @@ def alert_key(at: datetime, *parts: object) -> bytes:
     Leading with the time keeps the ``ingested_alerts`` index growing at its right edge as a log is read in order,
     instead of touching a random page for every alert.
     """
-    micros = int(at.timestamp() * 1_000_000) & 0xFFFF_FFFF_FFFF_FFFF
     digest = hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=8).digest()
-    return micros.to_bytes(8, "big") + digest
+    return key_prefix(at) + digest
+
+
+def key_prefix(at: datetime) -> bytes:
+    """The first 8 bytes of the keys of alerts at ``at``; keys of earlier alerts sort below it, byte by byte."""
+    micros = int(at.timestamp() * 1_000_000) & 0xFFFF_FFFF_FFFF_FFFF
+    return micros.to_bytes(8, "big")
 
 
 def parse_time(raw: object, field: str) -> datetime:

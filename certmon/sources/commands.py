@@ -47,7 +47,14 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
     async def work(conn: asyncpg.Connection) -> Outcome:
         pipeline = Pipeline(
-            conn, db.Queries.load(), policy, source=source, convert=convert, window=mapping.window, actor=ACTOR
+            conn,
+            db.Queries.load(),
+            policy,
+            source=source,
+            convert=convert,
+            window=mapping.window,
+            actor=ACTOR,
+            remember=mapping.remember,
         )
         with open_input(args.file) as (stream, size), progress_bar() as bar:
             task = bar.add_task(f"{source} alerts", total=size, status="")

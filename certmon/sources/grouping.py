@@ -13,7 +13,7 @@ import bisect
 import contextlib
 import json
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,7 +28,7 @@ from certmon.metrics import Metrics
 from certmon.models import MAX_CLOCK_SKEW, IncidentIn
 from certmon.networks import NetworkTable
 from certmon.policy import Policy
-from certmon.sources import Alert, Rejected, Skipped
+from certmon.sources import Alert, Rejected, Skipped, key_prefix
 from certmon.sources.records import RecordError, RecordReader
 
 log = structlog.get_logger("certmon.ingest")
@@ -92,6 +92,21 @@ class Group:
     added: int = 0
 
 
+FORGET_TIMEOUT_SECONDS = 600.0  # a day of a busy sensor is millions of keys; the pool's query timeout is seconds
+
+
+async def forget_keys(
+    conn: asyncpg.Connection, q: Queries, sources: Sequence[str], remember: timedelta, now: datetime
+) -> int:
+    """Drop the keys of ``sources``' alerts older than ``remember`` (and a day's margin); returns how many went.
+
+    The day keeps every key an import running now may still accept: imports refuse alerts older than ``remember``.
+    """
+    cutoff = key_prefix(now - remember - timedelta(days=1))
+    status: str = await conn.execute(q["ingested_alerts_forget"], list(sources), cutoff, timeout=FORGET_TIMEOUT_SECONDS)
+    return int(status.split()[-1])
+
+
 def external_id(agency: str, signature: str, first_at: datetime) -> str:
     return f"{agency}:{signature[:120]}:{first_at.astimezone(UTC).strftime('%Y%m%dT%H%M%S.%fZ')}"
 
@@ -111,6 +126,7 @@ class Pipeline:
         actor: str,
         metrics: Metrics | None = None,
         batch_alerts: int = BATCH_ALERTS,
+        remember: timedelta | None = None,
     ) -> None:
         self.conn, self.q, self.policy = conn, q, policy
         self.source, self.convert, self.window, self.actor = source, convert, window, actor
@@ -122,6 +138,9 @@ class Pipeline:
         self._pending: list[tuple[int, Alert]] = []
         self._writing: asyncio.Future[None] | None = None
         self._clocks = Clocks(policy)
+        # Keys of alerts before this are forgotten (forget_keys), so such alerts could come in twice: refuse them.
+        self._remember = remember
+        self._oldest = None if remember is None else datetime.now(UTC) - remember
 
     async def feed(self, chunk: bytes) -> None:
         for line, record in self._reader.feed(chunk):
@@ -193,6 +212,11 @@ class Pipeline:
             return
         if alert.at > datetime.now(UTC) + MAX_CLOCK_SKEW:
             self.outcome.reject(line, "invalid", f"{alert.at.isoformat()} is more than 5 minutes in the future")
+            return
+        if self._oldest is not None and alert.at < self._oldest:
+            assert self._remember is not None
+            error = f"{alert.at.isoformat()} is older than the {self._remember.days} days imports are remembered"
+            self.outcome.reject(line, "too_old", error)
             return
         self.outcome.alerts += 1
         self._pending.append((line, alert))

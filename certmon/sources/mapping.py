@@ -3,6 +3,7 @@
 The defaults below apply unless ``CERTMON_INGEST_MAPPING`` names a TOML file with the sections to change, e.g.::
 
     window_minutes = 15
+    remember_days = 400   # imports are recognised for this long; older alerts are refused
     [eve.severities]
     "1" = "critical"
     [wazuh.levels]        # lowest rule.level of each severity
@@ -123,6 +124,10 @@ class AlertmanagerMapping(_Section):
 
 class IngestMapping(_Section):
     window_minutes: Annotated[float, Field(gt=0, le=24 * 60)] = 30.0
+    # How long the key of each imported alert is kept, so that importing it again adds nothing. Unset keeps every
+    # key forever; set, keys are forgotten after this many days, and older alerts are refused at import because a
+    # second import of them could no longer be recognised.
+    remember_days: Annotated[int, Field(ge=1, le=100 * 366)] | None = None
     eve: EveMapping = Field(default_factory=EveMapping)
     wazuh: WazuhMapping = Field(default_factory=WazuhMapping)
     alertmanager: AlertmanagerMapping = Field(default_factory=AlertmanagerMapping)
@@ -130,6 +135,10 @@ class IngestMapping(_Section):
     @property
     def window(self) -> timedelta:
         return timedelta(minutes=self.window_minutes)
+
+    @property
+    def remember(self) -> timedelta | None:
+        return None if self.remember_days is None else timedelta(days=self.remember_days)
 
     def check(self, policy: Policy) -> None:
         """Every severity the mapping can produce must be one of the policy's."""

@@ -12,6 +12,11 @@ SELECT $1, k FROM unnest($2::bytea[]) AS k
 ON CONFLICT DO NOTHING
 RETURNING alert_key;
 
+-- name: ingested_alerts_forget
+-- Keys lead with the alert's time, big-endian: every key below $2 belongs to an alert before that instant. Naming
+-- the sources lets the primary key (source, alert_key) find the old keys as one range per source, with no scan.
+DELETE FROM ingested_alerts WHERE source = ANY($1::text[]) AND alert_key < $2;
+
 -- name: alert_groups_near
 -- Stored groups that alerts of a key seen between since and until may join: those opened within a window before.
 SELECT g.incident_id, g.agency_code, g.signature, g.first_at, g.last_at, i.external_id
