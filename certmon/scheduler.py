@@ -57,7 +57,7 @@ SOURCES = (eve.SOURCE, wazuh.SOURCE)  # the sources whose alerts are imported th
 
 
 def install_forget(app: web.Application, scheduler: AsyncIOScheduler) -> None:
-    """Every night, forget the keys of imported alerts older than the ingest mapping's ``remember_days``."""
+    """Every night, forget the keys and unmatched alerts older than the ingest mapping's ``remember_days``."""
     settings = app[appkeys.SETTINGS]
     remember = load_mapping(settings.ingest_mapping).remember
     if remember is None:
@@ -66,11 +66,13 @@ def install_forget(app: web.Application, scheduler: AsyncIOScheduler) -> None:
     async def forget() -> None:
         try:
             async with db.connection(app[appkeys.POOL], settings.db_timeout_seconds) as conn:
-                gone = await grouping.forget_keys(conn, app[appkeys.QUERIES], SOURCES, remember, datetime.now(UTC))
+                keys, unmatched = await grouping.forget_keys(
+                    conn, app[appkeys.QUERIES], SOURCES, remember, datetime.now(UTC)
+                )
         except DatabaseUnavailable as exc:
-            log.warning("imported alert keys not forgotten", error=exc.detail)
+            log.warning("imported alerts not forgotten", error=exc.detail)
             return
-        log.info("imported alert keys forgotten", keys=gone, remember_days=remember.days)
+        log.info("imported alerts forgotten", keys=keys, unmatched=unmatched, remember_days=remember.days)
 
     scheduler.add_job(forget, "cron", hour=3, minute=30, id="ingest-forget", coalesce=True, max_instances=1)
 

@@ -359,7 +359,7 @@ async def test_remembered_alerts_are_forgotten_after_remember_days_and_older_one
         first = await earlier.finish()
         assert (first.alerts, first.rejected_count) == (4, 0)
         assert await conn.fetchval("SELECT count(*) FROM ingested_alerts") == 4
-        assert await grouping.forget_keys(conn, q, [eve_source.SOURCE], timedelta(days=30), now) == 2
+        assert await grouping.forget_keys(conn, q, [eve_source.SOURCE], timedelta(days=30), now) == (2, 0)
         assert await conn.fetchval("SELECT count(*) FROM ingested_alerts") == 2
 
     again = await post(api, "/api/v1/ingest/eve", body)
@@ -379,7 +379,7 @@ async def test_remember_days_must_be_a_positive_number_of_days(tmp_path: Path) -
 async def test_the_nightly_job_forgets_keys_only_when_remember_days_is_set(
     make_api: Any, settings: Settings, tmp_path: Path
 ) -> None:
-    """The job is installed for 03:30 Bangkok with remember_days, not without; when run it drops old keys."""
+    """The job is installed for 03:30 Bangkok with remember_days, not without; run, it drops old keys and samples."""
     bkk = ZoneInfo("Asia/Bangkok")
     scheduler = AsyncIOScheduler(timezone=bkk)
     default = web.Application()
@@ -398,5 +398,11 @@ async def test_the_nightly_job_forgets_keys_only_when_remember_days_is_set(
         old = key_prefix(datetime.now(UTC) - timedelta(days=40)) + bytes(8)
         new = key_prefix(datetime.now(UTC) - timedelta(days=20)) + bytes(8)
         await conn.execute("INSERT INTO ingested_alerts VALUES ('suricata', $1), ('suricata', $2)", old, new)
+        await conn.execute(
+            "INSERT INTO unmatched_alerts (source, alert_key, at, addresses, signature, reason, sample)"
+            " SELECT 'wazuh', k, now(), '{}', 's', 'no_network', '{}' FROM unnest($1::bytea[]) AS k",
+            [old, new],
+        )
         await job.func()
         assert [r[0] for r in await conn.fetch("SELECT alert_key FROM ingested_alerts")] == [new]
+        assert [r[0] for r in await conn.fetch("SELECT alert_key FROM unmatched_alerts")] == [new]

@@ -97,14 +97,19 @@ FORGET_TIMEOUT_SECONDS = 600.0  # a day of a busy sensor is millions of keys; th
 
 async def forget_keys(
     conn: asyncpg.Connection, q: Queries, sources: Sequence[str], remember: timedelta, now: datetime
-) -> int:
-    """Drop the keys of ``sources``' alerts older than ``remember`` (and a day's margin); returns how many went.
+) -> tuple[int, int]:
+    """Drop what is kept of ``sources``' alerts older than ``remember`` (and a day's margin).
 
-    The day keeps every key an import running now may still accept: imports refuse alerts older than ``remember``.
+    Returns how many imported alerts' keys and unmatched alerts went. The day keeps every key an import running
+    now may still accept: imports refuse alerts older than ``remember``.
     """
     cutoff = key_prefix(now - remember - timedelta(days=1))
-    status: str = await conn.execute(q["ingested_alerts_forget"], list(sources), cutoff, timeout=FORGET_TIMEOUT_SECONDS)
-    return int(status.split()[-1])
+    gone = []
+    async with conn.transaction():
+        for query in ("ingested_alerts_forget", "unmatched_alerts_forget"):
+            status: str = await conn.execute(q[query], list(sources), cutoff, timeout=FORGET_TIMEOUT_SECONDS)
+            gone.append(int(status.split()[-1]))
+    return gone[0], gone[1]
 
 
 def external_id(agency: str, signature: str, first_at: datetime) -> str:

@@ -17,6 +17,10 @@ RETURNING alert_key;
 -- the sources lets the primary key (source, alert_key) find the old keys as one range per source, with no scan.
 DELETE FROM ingested_alerts WHERE source = ANY($1::text[]) AND alert_key < $2;
 
+-- name: unmatched_alerts_forget
+-- The same keys, the same range: an unmatched alert that old could not be imported again anyway.
+DELETE FROM unmatched_alerts WHERE source = ANY($1::text[]) AND alert_key < $2;
+
 -- name: alert_groups_near
 -- Stored groups that alerts of a key seen between since and until may join: those opened within a window before.
 SELECT g.incident_id, g.agency_code, g.signature, g.first_at, g.last_at, i.external_id
