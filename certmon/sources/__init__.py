@@ -37,8 +37,9 @@ class Alert:
     describe: Callable[[Any], str]
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "signature", storable(self.signature))
-        object.__setattr__(self, "title", storable(self.title))
+        if "\x00" in self.signature or "\x00" in self.title:  # rare; an import builds millions of these
+            object.__setattr__(self, "signature", storable(self.signature))
+            object.__setattr__(self, "title", storable(self.title))
 
     @property
     def description(self) -> str:
