@@ -101,6 +101,15 @@ def query(request: web.Request, name: str, convert: Callable[[str], Any] | None 
         raise Invalid(name, str(exc) or f"bad value {raw!r}") from None
 
 
+def row_id(raw: str) -> int | None:
+    """raw as a row id (a positive PostgreSQL bigint), or None when no row could have it."""
+    try:
+        value = int(raw)
+    except ValueError:
+        return None
+    return value if 1 <= value <= 2**63 - 1 else None
+
+
 def page_limit(raw: str) -> int:
     """A page size between 1 and 1000."""
     try:

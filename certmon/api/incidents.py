@@ -19,6 +19,7 @@ from certmon.api.common import (
     query,
     read_model,
     read_ndjson,
+    row_id,
 )
 from certmon.auth import READ_ALL
 from certmon.errors import BadRequest, Conflict, Invalid, NotFound
@@ -32,16 +33,10 @@ MAX_BULK_BYTES = 50_000_000  # 10,000 lines of a few KiB each
 ID = Param("id", "incident id", {"type": "integer"}, required=True, where="path")
 
 
-BIGINT_MAX = 2**63 - 1
-
-
 def incident_id(request: web.Request) -> int:
     raw = request.match_info["id"]
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if not 1 <= value <= BIGINT_MAX:  # ids are positive bigints; anything else names no incident
+    value = row_id(raw)
+    if value is None:
         raise NotFound(f"no incident {raw!r}")
     return value
 

@@ -20,6 +20,7 @@ from certmon.api.common import (
     query,
     read_model,
     read_ndjson,
+    row_id,
 )
 from certmon.auth import READ_ALL, Principal
 from certmon.errors import Forbidden, Invalid
@@ -163,11 +164,8 @@ PERIOD_HELP = "2021-08, FY2564, FY2564-Q4 or 2021-08-01..2021-08-16 (end exclusi
 
 
 def _cursor(raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if not 1 <= value <= 2**63 - 1:  # response ids are positive bigints
+    value = row_id(raw)
+    if value is None:
         raise ValueError("is not a cursor of this listing")
     return value
 
