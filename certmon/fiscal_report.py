@@ -23,11 +23,11 @@ from certmon.export_formats import Column, Table, to_csv, to_json, to_xlsx
 from certmon.exports import evaluation_instant
 from certmon.periods import (
     BE_OFFSET,
-    EARLIEST,
     Period,
     current_month,
     fiscal_quarter_period,
     fiscal_year_period,
+    from_earliest,
 )
 from certmon.policy import Policy
 from certmon.settings import Settings
@@ -275,9 +275,8 @@ def parse_fiscal_year(raw: str) -> int:
     if not (text.isascii() and text.isdigit()):
         raise ValueError(f"{raw!r} is not a fiscal year such as 2564")
     value = int(text)
-    period = fiscal_year_period(value, ZoneInfo("UTC"))  # its range checks explain a CE year
-    if period.start.year < EARLIEST.year:
-        raise ValueError(f"fiscal year FY{value} starts before 1970, the earliest time an incident may carry")
+    utc = ZoneInfo("UTC")
+    from_earliest(fiscal_year_period(value, utc), utc, f"fiscal year FY{value}")  # its checks explain a CE year
     return value
 
 

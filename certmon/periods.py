@@ -182,8 +182,13 @@ def parse_period(text: str, tz: ZoneInfo) -> Period:
         period = _parse_period(text, tz)
     except OverflowError:
         raise ValueError(f"period {text!r} is out of range") from None
+    return from_earliest(period, tz, f"period {text!r}")
+
+
+def from_earliest(period: Period, tz: tzinfo, name: str) -> Period:
+    """period, or a ValueError naming it when it starts (in tz) before 1970, the earliest an incident may be."""
     if period.start.astimezone(tz).year < EARLIEST.year:
-        raise ValueError(f"period {text!r} starts before 1970")
+        raise ValueError(f"{name} starts before 1970")
     return period
 
 
