@@ -49,6 +49,11 @@ _TIMESTAMP = struct.Struct("!iq").pack
 _FLOAT8 = struct.Struct("!id").pack
 
 
+def _keyed(rows: Sequence[Row], stored: Callable[[Row], Any]) -> list[Keyed]:
+    """Each row's line, key and body hash, and the row as ``stored`` makes it (values or binary COPY bytes)."""
+    return [(r[0], r[_SOURCE], r[_EXTERNAL_ID], r[_HASH], stored(r[1:])) for r in rows]
+
+
 def copy_row(values: Sequence[Any]) -> bytes:
     """One incidents row in binary COPY format: text, timestamptz and double precision are all its columns hold.
 
@@ -151,8 +156,7 @@ async def store(conn: asyncpg.Connection, q: Queries, rows: Sequence[Row], outco
     async def write(new: list[Row]) -> None:
         await conn.copy_records_to_table("incidents", records=new, columns=INCIDENT_COLUMNS)
 
-    keyed = [(r[0], r[_SOURCE], r[_EXTERNAL_ID], r[_HASH], r[1:]) for r in rows]
-    await _store(conn, q, keyed, outcome, write)
+    await _store(conn, q, _keyed(rows, tuple), outcome, write)
 
 
 async def _store(
@@ -185,8 +189,7 @@ def parse_chunk(
     """
     outcome = BulkOutcome()
     rows = parse_lines(chunk.split(b"\n"), policy, set(agencies), actor, outcome, first_line)
-    keyed = [(r[0], r[_SOURCE], r[_EXTERNAL_ID], r[_HASH], copy_row(r[1:])) for r in rows]
-    return keyed, outcome.rejected
+    return _keyed(rows, copy_row), outcome.rejected
 
 
 async def ingest(
