@@ -16,7 +16,6 @@ import asyncio
 import io
 import sys
 import tempfile
-import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
@@ -28,7 +27,7 @@ import asyncpg
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from scratch import scratch_database  # noqa: E402
+from scratch import scratch_database, timings  # noqa: E402
 
 from certmon import db, exports, signing  # noqa: E402
 from certmon.export_formats import to_csv, to_json, to_xlsx  # noqa: E402
@@ -59,12 +58,7 @@ ORDER BY id
 
 
 async def best_of(runs: int, work: Callable[[], Awaitable[Any]]) -> float:
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        await work()
-        times.append(time.perf_counter() - started)
-    return min(times)
+    return min(await timings(runs, work))
 
 
 async def measure(url: str, size: int, key_dir: Path) -> None:

@@ -7,9 +7,11 @@ import contextlib
 import os
 import socket
 import tempfile
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -54,3 +56,13 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+async def timings(runs: int, work: Callable[[], Awaitable[Any]]) -> list[float]:
+    """Seconds of each of ``runs`` runs of ``work``, one after another."""
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        await work()
+        times.append(time.perf_counter() - started)
+    return times

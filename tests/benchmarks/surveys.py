@@ -29,7 +29,7 @@ from rich.console import Console
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from scratch import scratch_database  # noqa: E402
+from scratch import scratch_database, timings  # noqa: E402
 
 from certmon import db, surveys  # noqa: E402
 from certmon.periods import parse_period  # noqa: E402
@@ -69,11 +69,7 @@ def write_csv(path: Path, n: int, policy: Policy) -> None:
 
 
 async def best_of(runs: int, work: Callable[[], Awaitable[Any]]) -> float:
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        await work()
-        times.append(time.perf_counter() - started)
+    times = await timings(runs, work)
     return min(times) if runs < 3 else statistics.median(times)
 
 
