@@ -12,6 +12,7 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -21,11 +22,14 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from certmon import appkeys, db
-from certmon.app import create_app
-from certmon.auth import create_token
-from certmon.policy import Policy, load_policy
-from certmon.settings import Settings
+from certmon.core.clock import Clock, utc_now
+from certmon.core.policy import Policy, load_policy
+from certmon.core.settings import Settings
+from certmon.jobs.runtime import Runtime
+from certmon.store import db, migrations
+from certmon.store.tokens import create_token
+from certmon.web import appkeys
+from certmon.wiring import build_app, runtime_of
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
@@ -58,7 +62,7 @@ async def template_database(server_url: str) -> AsyncIterator[str]:
         await admin.execute(f'CREATE DATABASE "{name}"')
         conn = await asyncpg.connect(with_database(server_url, name))
         try:
-            await db.migrate(conn)
+            await migrations.migrate(conn)
         finally:
             await conn.close()
         yield name
@@ -115,6 +119,10 @@ class Api:
     tokens: dict[str, str]
     database_url: str
 
+    def runtime(self, now: datetime) -> Runtime:
+        """What the scheduler hands the jobs of this app, on a clock stopped at now."""
+        return runtime_of(self.app, lambda: now)
+
     def headers(self, role: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[role]}"}
 
@@ -134,8 +142,8 @@ class Api:
 
 @pytest.fixture
 def make_api(aiohttp_client: Callable[..., Any], database_url: str, settings: Settings) -> Callable[..., Any]:
-    async def make(policy: Policy | None = None, **overrides: Any) -> Api:
-        app = create_app(replace(settings, **overrides), policy=policy, database_url=database_url)
+    async def make(policy: Policy | None = None, clock: Clock = utc_now, **overrides: Any) -> Api:
+        app = build_app(replace(settings, **overrides), policy=policy, database_url=database_url, clock=clock)
         client = await aiohttp_client(app)
         tokens = {}
         async with app[appkeys.POOL].acquire() as conn:

@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 from conftest import Api
 
-from certmon import appkeys
+from certmon.web import appkeys
 from tests.external import require_program
 
 HOOK = "/api/v1/ingest/alertmanager"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from certmon import appkeys
+from certmon.web import appkeys
 from tests.conftest import Api
 
 NEW_AGENCY = {

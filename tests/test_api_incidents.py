@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from certmon import appkeys
+from certmon.web import appkeys
 from tests.conftest import Api
 
 DETECTED = "2021-08-02T09:00:00+07:00"

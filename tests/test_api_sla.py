@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from certmon import appkeys, incidents
-from certmon.policy import Policy, SeverityPolicy
+from certmon.core.policy import Policy, SeverityPolicy
+from certmon.store import incidents
+from certmon.web import appkeys
 from tests.conftest import Api
 
 

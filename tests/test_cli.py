@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 
-from certmon.settings import Settings, SettingsError
+from certmon.core.settings import Settings, SettingsError
 
 
 def certmon(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "certmon.cli", *args],
+        [sys.executable, "-m", "certmon", *args],
         env=env,
         capture_output=True,
         text=True,
@@ -113,7 +113,7 @@ def test_serve_on_the_embedded_database_while_tokens_are_created(tmp_path: Path)
     env = environment(CERTMON_DATA_DIR=str(tmp_path / "data"), CERTMON_SCHEDULER="off")
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "certmon.cli", "serve", "--port", str(port)],
+        [sys.executable, "-m", "certmon", "serve", "--port", str(port)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

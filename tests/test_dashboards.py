@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from certmon.policy import load_policy
+from certmon.core.policy import load_policy
 from tests.external import require_program
 
 REPO = Path(__file__).resolve().parent.parent

@@ -19,8 +19,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from certmon.periods import current_month
-from certmon.policy import load_policy
+from certmon.core.periods import current_month
+from certmon.core.policy import load_policy
 from tests.external import require_program
 from tests.test_dashboards import PROMETHEUS, dashboards, panels
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from certmon import appkeys, demo
-from certmon.periods import fiscal_year_of
+from certmon.core.periods import fiscal_year_of
+from certmon.store import demo
+from certmon.web import appkeys
 from tests.conftest import Api
 
 

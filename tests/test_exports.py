@@ -9,6 +9,7 @@ import hashlib
 import io
 import json
 import zipfile
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,11 +20,15 @@ import pytest
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from certmon import db, exports, incidents, signing
-from certmon.errors import Conflict
-from certmon.models import EventIn, IncidentIn
-from certmon.periods import month_period
-from certmon.policy import Policy
+from certmon.core import export_content, signing
+from certmon.core.errors import Conflict
+from certmon.core.models import EventIn, IncidentIn
+from certmon.core.periods import month_period
+from certmon.core.policy import Policy
+from certmon.jobs import monthly_exports
+from certmon.store import db, exports, incidents
+from certmon.telemetry import parts
+from certmon.wiring import build_app
 
 BKK = ZoneInfo("Asia/Bangkok")
 AUGUST = month_period(2021, 8, BKK)
@@ -78,7 +83,7 @@ async def add_incident(
 
 async def export(
     conn: asyncpg.Connection, q: db.Queries, policy: Policy, key: Ed25519PrivateKey, now: datetime = AFTER_AUGUST
-) -> exports.ExportResult:
+) -> export_content.ExportResult:
     return await exports.export_month(conn, q, policy, key, AUGUST, now, "test")
 
 
@@ -125,11 +130,11 @@ async def test_incidents_either_side_of_bangkok_midnight_go_to_their_bangkok_mon
 
 async def test_month_is_evaluated_at_its_end_plus_the_longest_target(policy: Policy) -> None:
     """A 24x7 one-hour policy evaluates August at 1 September 01:00; a six-business-hour one at 14:30 that day."""
-    assert exports.evaluation_instant(policy, AUGUST) == bkk(2021, 9, 1, 1, 0)
+    assert export_content.evaluation_instant(policy, AUGUST) == bkk(2021, 9, 1, 1, 0)
     business = Policy.model_validate(
         {"severities": {"high": {"target_seconds": 3600}, "low": {"target_seconds": 6 * 3600, "calendar": "business"}}}
     )
-    assert exports.evaluation_instant(business, AUGUST) == bkk(2021, 9, 1, 14, 30)
+    assert export_content.evaluation_instant(business, AUGUST) == bkk(2021, 9, 1, 14, 30)
 
 
 async def test_month_that_has_not_ended_cannot_be_exported(
@@ -167,7 +172,7 @@ async def test_regenerating_an_unchanged_month_gives_byte_identical_files(
     again = await export(conn, q, policy, key, now=AFTER_AUGUST + timedelta(days=40))
     assert (first.revision, first.created, again.revision, again.created) == (1, True, 1, False)
     kept = await stored(conn, q, "2021-08", 1)
-    rendered = exports.render(await exports.collect(conn, q, policy, AUGUST))
+    rendered = export_content.render(await exports.collect(conn, q, policy, AUGUST))
     assert set(rendered) == {"export.json", "export.xlsx", "figures.csv", "incidents.csv"}
     for name, (_, data) in rendered.items():
         assert data == kept[name], name
@@ -247,7 +252,9 @@ async def test_verification_passes_then_names_the_file_with_one_changed_byte(
 ) -> None:
     """A written revision verifies; one changed byte fails figures.csv by name, or the manifest's signature."""
     await export(conn, q, policy, key)
-    directory = exports.write_directory(tmp_path, "2021-08", 1, await exports.stored_files(conn, q, "2021-08", 1))
+    directory = export_content.write_directory(
+        tmp_path, "2021-08", 1, await exports.stored_files(conn, q, "2021-08", 1)
+    )
     assert directory == tmp_path / "2021-08" / "r1"
     assert signing.verify_directory(directory) == []
     public = key.public_key()
@@ -320,25 +327,18 @@ async def test_job_runs_on_the_first_at_the_export_hour_bangkok_and_catches_up_a
     """The cron job fires on the 1st at CERTMON_EXPORT_HOUR in Bangkok, and a catch-up run is queued at start-up."""
     api = await make_api(export_hour=3)
     scheduler = AsyncIOScheduler(timezone=BKK)
-    exports.install_exports(api.app, scheduler)
-    job = scheduler.get_job(exports.JOB_ID)
+    monthly_exports.install_exports(api.runtime(AFTER_AUGUST), scheduler)
+    job = scheduler.get_job(monthly_exports.JOB_ID)
     assert job.trigger.get_next_fire_time(None, bkk(2021, 8, 15, 12, 0)) == bkk(2021, 9, 1, 3, 0)
     assert job.trigger.get_next_fire_time(None, bkk(2021, 12, 1, 3, 30)) == bkk(2022, 1, 1, 3, 0)
-    assert scheduler.get_job(f"{exports.JOB_ID}-catch-up") is not None
+    assert scheduler.get_job(f"{monthly_exports.JOB_ID}-catch-up") is not None
 
 
 async def test_two_services_started_on_one_database_produce_one_export(
     make_api: Any, aiohttp_client: Any, database_url: str, settings: Any, tmp_path: Path
 ) -> None:
     """Two certmon processes with schedulers on one database catch up last month once, not twice."""
-    from dataclasses import replace
-
-    from certmon.app import create_app
-
-    now = datetime.now(UTC)
-    if now.astimezone(BKK).day == 1 and now.astimezone(BKK).hour < 2:
-        pytest.skip("last month's clocks may not all be due yet; its export waits for 01:00")
-    last_month = (now.astimezone(BKK).replace(day=1) - timedelta(days=10)).replace(hour=10)
+    last_month = bkk(2021, 8, 21, 10, 0)
     conn = await asyncpg.connect(database_url)
     try:
         await add_agencies(conn)
@@ -346,7 +346,7 @@ async def test_two_services_started_on_one_database_produce_one_export(
     finally:
         await conn.close()
     shared = replace(settings, scheduler_enabled=True, export_dir=tmp_path / "exports")
-    apps = [create_app(shared, database_url=database_url) for _ in range(2)]
+    apps = [build_app(shared, database_url=database_url, clock=lambda: AFTER_AUGUST) for _ in range(2)]
     await asyncio.gather(*(aiohttp_client(app) for app in apps))
     conn = await asyncpg.connect(database_url)
     try:
@@ -367,10 +367,10 @@ async def test_metrics_tell_when_the_last_export_succeeded(
     conn: asyncpg.Connection, q: db.Queries, policy: Policy, key: Ed25519PrivateKey, august: list[int]
 ) -> None:
     """Before any export the gauges have no sample; after August's they hold its time and the end of August."""
-    before = {f.name: f.samples for f in await exports.snapshot_families(conn, q, policy, AFTER_AUGUST)}
+    before = {f.name: f.samples for f in await parts.export_families(conn, q, policy, AFTER_AUGUST)}
     assert before["certmon_export_last_success_timestamp_seconds"] == []
     await export(conn, q, policy, key)
-    after = {f.name: f.samples for f in await exports.snapshot_families(conn, q, policy, AFTER_AUGUST)}
+    after = {f.name: f.samples for f in await parts.export_families(conn, q, policy, AFTER_AUGUST)}
     assert after["certmon_export_last_success_timestamp_seconds"] == [((), AFTER_AUGUST.timestamp())]
     assert after["certmon_export_last_month_end_timestamp_seconds"] == [((), AUGUST.end.timestamp())]
 

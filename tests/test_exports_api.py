@@ -17,7 +17,9 @@ import asyncpg
 import pytest
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-from certmon import appkeys, db, signing, surveys
+from certmon.core import satisfaction, signing
+from certmon.store import db, surveys
+from certmon.web import appkeys
 from tests.conftest import Api
 
 BKK = ZoneInfo("Asia/Bangkok")
@@ -123,7 +125,7 @@ async def test_satisfaction_figures_are_exported_when_surveys_have_responses(api
     try:
         for i in range(10):
             answers = dict(zip(questions, scores[i * 5 : i * 5 + 5], strict=True))
-            response = surveys.ResponseIn(
+            response = satisfaction.ResponseIn(
                 service="security-services", agency="MOF", submitted_at=datetime(2021, 8, 20, 10, i, tzinfo=BKK),
                 answers=answers,
             )  # fmt: skip
@@ -145,7 +147,7 @@ async def test_satisfaction_figures_are_exported_when_surveys_have_responses(api
 
 def certmon(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "certmon.cli", *args], env=env, capture_output=True, text=True, timeout=120, check=False
+        [sys.executable, "-m", "certmon", *args], env=env, capture_output=True, text=True, timeout=120, check=False
     )
 
 

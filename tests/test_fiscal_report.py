@@ -15,9 +15,10 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from certmon import db, fiscal_report, incidents, surveys
-from certmon.models import IncidentIn
-from certmon.policy import Policy
+from certmon.core import fiscal_report, satisfaction
+from certmon.core.models import IncidentIn
+from certmon.core.policy import Policy
+from certmon.store import db, fiscal_kpis, incidents, surveys
 from tests.conftest import Api
 
 BKK = ZoneInfo("Asia/Bangkok")
@@ -58,7 +59,7 @@ async def add_responses(conn: asyncpg.Connection, policy: Policy, service: str, 
     for i in range(10):
         answers = dict(zip(questions, scores[i * 5 : i * 5 + 5], strict=True))
         when = datetime(2021, 7, 5, 9, i, tzinfo=BKK)
-        response = surveys.ResponseIn(service=service, agency="MOF", submitted_at=when, answers=answers)
+        response = satisfaction.ResponseIn(service=service, agency="MOF", submitted_at=when, answers=answers)
         await surveys.create(conn, db.Queries.load(), policy, response, "test")
 
 
@@ -67,7 +68,7 @@ async def test_fy2564_q4_reproduces_the_seed_sla_kpi_over_october_to_august(
 ) -> None:
     """Run in mid-September 2021, Q4 covers Oct 2020 - Aug 2021: 49 of 50 is 98 % against 96 %, green."""
     await seed_fy2564(conn, policy)
-    report = await fiscal_report.build(conn, db.Queries.load(), policy, 2564, 4, MID_SEPTEMBER_2021)
+    report = await fiscal_kpis.build(conn, db.Queries.load(), policy, 2564, 4, MID_SEPTEMBER_2021)
     assert report["window"]["label_th"] == "ข้อมูล ต.ค.63 - ส.ค.64"
     assert report["window"]["label_en"] == "Oct 2020 - Aug 2021"
     sla = report["kpis"][0]
@@ -81,10 +82,10 @@ async def test_incident_just_after_bangkok_midnight_on_1_october_counts_in_the_n
     """2021-09-30T17:30Z is FY2565; 2020-09-30T16:59Z is FY2563: neither is in FY2564's full-year figure."""
     await seed_fy2564(conn, policy)
     after = datetime(2022, 1, 15, tzinfo=BKK)
-    full_year = await fiscal_report.build(conn, db.Queries.load(), policy, 2564, None, after)
+    full_year = await fiscal_kpis.build(conn, db.Queries.load(), policy, 2564, None, after)
     assert full_year["kpis"][0]["basis"] == {"met": 49, "decided": 51}
     assert full_year["window"]["label_en"] == "Oct 2020 - Sep 2021"
-    next_year = await fiscal_report.build(conn, db.Queries.load(), policy, 2565, 1, after)
+    next_year = await fiscal_kpis.build(conn, db.Queries.load(), policy, 2565, 1, after)
     assert next_year["kpis"][0]["basis"] == {"met": 0, "decided": 1}
     assert next_year["kpis"][0]["status"] == "red"
 
@@ -92,14 +93,14 @@ async def test_incident_just_after_bangkok_midnight_on_1_october_counts_in_the_n
 async def test_quarter_is_cumulative_from_october(conn: asyncpg.Connection, policy: Policy) -> None:
     """Q1 covers October to December only; its window label says so."""
     await seed_fy2564(conn, policy)
-    q1 = await fiscal_report.build(conn, db.Queries.load(), policy, 2564, 1, MID_SEPTEMBER_2021)
+    q1 = await fiscal_kpis.build(conn, db.Queries.load(), policy, 2564, 1, MID_SEPTEMBER_2021)
     assert q1["window"]["label_en"] == "Oct 2020 - Dec 2020"
     assert q1["kpis"][0]["basis"]["decided"] == 16  # alerts every 6 days from 1 October: days 0..90
 
 
 async def test_report_before_its_first_month_ends_has_no_result(conn: asyncpg.Connection, policy: Policy) -> None:
     """On 15 October nothing of the fiscal year is complete: the SLA KPI has no result and no colour."""
-    report = await fiscal_report.build(conn, db.Queries.load(), policy, 2565, None, datetime(2021, 10, 15, tzinfo=BKK))
+    report = await fiscal_kpis.build(conn, db.Queries.load(), policy, 2565, None, datetime(2021, 10, 15, tzinfo=BKK))
     sla = report["kpis"][0]
     assert (sla["result"], sla["status"], report["window"]["label_en"]) == (None, None, "-")
 
@@ -111,7 +112,7 @@ async def test_satisfaction_kpis_join_the_table_when_surveys_have_responses(
     await seed_fy2564(conn, policy)
     await add_responses(conn, policy, "security-services", fives=13)
     await add_responses(conn, policy, "cii-services", fives=18)
-    report = await fiscal_report.build(conn, db.Queries.load(), policy, 2564, 4, MID_SEPTEMBER_2021)
+    report = await fiscal_kpis.build(conn, db.Queries.load(), policy, 2564, 4, MID_SEPTEMBER_2021)
     results = [(k["id"], k["target"], k["result"], k["status"]) for k in report["kpis"]]
     assert results == [
         ("sla-notify-1h", 96.0, 98.0, "green"),
@@ -126,7 +127,7 @@ async def test_satisfaction_kpis_join_the_table_when_surveys_have_responses(
 async def test_report_formats_csv_with_bom_xlsx_with_fill_and_json(conn: asyncpg.Connection, policy: Policy) -> None:
     """CSV starts with a BOM, XLSX has the Thai header and a green fill, JSON carries both languages' labels."""
     await seed_fy2564(conn, policy)
-    report = await fiscal_report.build(conn, db.Queries.load(), policy, 2564, 4, MID_SEPTEMBER_2021)
+    report = await fiscal_kpis.build(conn, db.Queries.load(), policy, 2564, 4, MID_SEPTEMBER_2021)
     csv_data = fiscal_report.render(report, "csv", "th")
     assert csv_data.startswith(b"\xef\xbb\xbf") and "ข้อมูล ต.ค.63 - ส.ค.64" in csv_data.decode("utf-8-sig")
     workbook = zipfile.ZipFile(io.BytesIO(fiscal_report.render(report, "xlsx", "en")))
@@ -155,7 +156,7 @@ def test_cli_prints_the_table_and_refuses_a_ce_year(database_url: str, tmp_path:
     env |= {"CERTMON_DATABASE_URL": database_url, "CERTMON_LOG_FORMAT": "json", "CERTMON_DATA_DIR": str(tmp_path)}
 
     def certmon(*args: str) -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, "-m", "certmon.cli", "report", *args]
+        command = [sys.executable, "-m", "certmon", "report", *args]
         return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
 
     table = certmon("--fiscal-year", "2564", "--quarter", "4", "--lang", "en")

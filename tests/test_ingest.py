@@ -5,22 +5,23 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from conftest import Api
 
-from certmon import appkeys
-from certmon.scheduler import install_forget
-from certmon.settings import Settings
-from certmon.sources import eve as eve_source
-from certmon.sources import grouping, key_prefix
-from certmon.sources.mapping import IngestMapping, MappingError, load_mapping
+from certmon.core.settings import Settings
+from certmon.core.sources import eve as eve_source
+from certmon.core.sources import key_prefix
+from certmon.core.sources.mapping import IngestMapping, MappingError, load_mapping
+from certmon.jobs.forget import install_forget
+from certmon.store import grouping
+from certmon.web import appkeys
 
 SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "suricata"
 NETWORKS = json.loads((Path(__file__).parent / "fixtures" / "suricata-networks.json").read_text())
@@ -381,22 +382,20 @@ async def test_the_nightly_job_forgets_keys_only_when_remember_days_is_set(
 ) -> None:
     """The job is installed for 03:30 Bangkok with remember_days, not without; run, it drops old keys and samples."""
     bkk = ZoneInfo("Asia/Bangkok")
+    noon = datetime(2026, 11, 2, 12, 0, tzinfo=bkk)
     scheduler = AsyncIOScheduler(timezone=bkk)
-    default = web.Application()
-    default[appkeys.SETTINGS] = settings  # no ingest mapping: every key is kept
-    install_forget(default, scheduler)
-    assert scheduler.get_job("ingest-forget") is None
-
     mapping = tmp_path / "mapping.toml"
     mapping.write_text("remember_days = 30\n")
     api: Api = await make_api(ingest_mapping=mapping)
-    install_forget(api.app, scheduler)
+    install_forget(replace(api.runtime(noon), settings=settings), scheduler)  # no ingest mapping: every key is kept
+    assert scheduler.get_job("ingest-forget") is None
+
+    install_forget(api.runtime(noon), scheduler)
     job = scheduler.get_job("ingest-forget")
-    noon = datetime(2026, 11, 2, 12, 0, tzinfo=bkk)
     assert job.trigger.get_next_fire_time(None, noon) == datetime(2026, 11, 3, 3, 30, tzinfo=bkk)
     async with api.app[appkeys.POOL].acquire() as conn:
-        old = key_prefix(datetime.now(UTC) - timedelta(days=40)) + bytes(8)
-        new = key_prefix(datetime.now(UTC) - timedelta(days=20)) + bytes(8)
+        old = key_prefix(noon - timedelta(days=40)) + bytes(8)
+        new = key_prefix(noon - timedelta(days=20)) + bytes(8)
         await conn.execute("INSERT INTO ingested_alerts VALUES ('suricata', $1), ('suricata', $2)", old, new)
         await conn.execute(
             "INSERT INTO unmatched_alerts (source, alert_key, at, addresses, signature, reason, sample)"

@@ -17,7 +17,7 @@ from test_ingest import NETWORKS, expected_groups, ndjson, sample
 def certmon(database_url: str, *args: str, stdin: bytes | None = None, cwd: Path | None = None) -> tuple[int, str]:
     env = {**os.environ, "CERTMON_DATABASE_URL": database_url, "CERTMON_LOG_FORMAT": "json"}
     done = subprocess.run(
-        [sys.executable, "-m", "certmon.cli", *args], input=stdin, capture_output=True, env=env, cwd=cwd, timeout=60
+        [sys.executable, "-m", "certmon", *args], input=stdin, capture_output=True, env=env, cwd=cwd, timeout=60
     )
     return done.returncode, done.stdout.decode()
 

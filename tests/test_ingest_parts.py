@@ -9,11 +9,11 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from certmon import db
-from certmon.networks import NetworkTable, agency_for_address
-from certmon.policy import Policy
-from certmon.sources.mapping import MappingError, load_mapping
-from certmon.sources.records import RecordError, RecordReader
+from certmon.core.policy import Policy
+from certmon.core.sources.mapping import MappingError, load_mapping
+from certmon.core.sources.records import RecordError, RecordReader
+from certmon.store import db
+from certmon.store.networks import NetworkTable, agency_for_address
 
 
 def read_in_chunks(data: bytes, size: int) -> list[tuple[int, object]]:

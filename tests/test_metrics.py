@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import pytest
@@ -13,13 +14,22 @@ from aiohttp import web
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
-from certmon import appkeys, snapshot
-from certmon.app import create_app
-from certmon.db import Queries
-from certmon.periods import current_month
-from certmon.policy import Policy
-from certmon.settings import Settings
+from certmon.core.periods import current_month
+from certmon.core.policy import Policy
+from certmon.core.settings import Settings
+from certmon.core.sla import SLA_STATES
+from certmon.jobs import snapshot as snapshot_job
+from certmon.store.db import Queries
+from certmon.telemetry import snapshot
+from certmon.telemetry.conventions import WINDOWS
+from certmon.web import appkeys
+from certmon.web.app import create_app
+from certmon.wiring import build_app, runtime_of, snapshot_parts
 from tests.conftest import Api
+
+BKK = ZoneInfo("Asia/Bangkok")
+# Every test runs the service at this instant: incidents placed hours back stay in its Bangkok month.
+NOW = datetime(2024, 3, 15, 14, 0, tzinfo=BKK)
 
 PROMETHEUS_ACCEPT = (
     "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
@@ -47,8 +57,7 @@ async def scrape(api: Api, accept: str = "") -> tuple[str, str]:
 
 
 async def record(api: Api, minutes_ago: float, notified_after: float | None = None, **fields: Any) -> int:
-    now = datetime.now(UTC)
-    detected = now - timedelta(minutes=minutes_ago)
+    detected = NOW - timedelta(minutes=minutes_ago)
     body = {"agency": "MOF", "title": "alert", "severity": "high", "category": "fraud/phishing", **fields}
     body["detected_at"] = detected.isoformat()
     if notified_after is not None:
@@ -59,27 +68,16 @@ async def record(api: Api, minutes_ago: float, notified_after: float | None = No
 
 
 @pytest.fixture
-def this_month(policy: Policy) -> None:
-    """Tests below place incidents up to three hours back and expect them in the current Bangkok month."""
-    now = datetime.now(UTC)
-    if now - current_month(now, policy.tz).start < timedelta(hours=3):
-        pytest.skip("the current Bangkok month began less than three hours ago")
+async def api(make_api: Callable[..., Any]) -> Api:
+    result: Api = await make_api(clock=lambda: NOW)
+    return result
 
 
-@pytest.fixture
-def extra_part() -> Iterator[Callable[[snapshot.SnapshotPart], None]]:
-    added: list[snapshot.SnapshotPart] = []
-
-    def add(part: snapshot.SnapshotPart) -> None:
-        snapshot.PARTS.append(part)
-        added.append(part)
-
-    yield add
-    for part in added:
-        snapshot.PARTS.remove(part)
+async def refresh(app: web.Application) -> bool:
+    return await snapshot_job.refresh(runtime_of(app, lambda: NOW), NOW)
 
 
-async def test_metrics_show_compliance_counts_and_open_clocks_of_the_current_month(api: Api, this_month: None) -> None:
+async def test_metrics_show_compliance_counts_and_open_clocks_of_the_current_month(api: Api) -> None:
     """Met, breached, at-risk and pending incidents of MOF appear in its counts, ratios and open clocks."""
     await record(api, 100, notified_after=10)  # met
     await record(api, 100, notified_after=30)  # met
@@ -87,14 +85,14 @@ async def test_metrics_show_compliance_counts_and_open_clocks_of_the_current_mon
     await record(api, 150, severity="critical")  # breached, still not notified
     await record(api, 50)  # at risk: 45 of its 60 minutes are gone
     await record(api, 5, severity="low")  # pending
-    assert await snapshot.refresh(api.app)
+    assert await refresh(api.app)
     found = samples((await scrape(api))[1])
 
     def count(window: str, severity: str, state: str) -> float | None:
         labels = {"window": window, "agency": "MOF", "sector": "government", "severity": severity, "state": state}
         return value(found, "certmon_sla_incidents", **labels)
 
-    for window in snapshot.WINDOWS:
+    for window in WINDOWS:
         assert (count(window, "high", "met"), count(window, "high", "at_risk")) == (2, 1)
         assert (count(window, "critical", "breached"), count(window, "critical", "met")) == (2, 0)
         assert (count(window, "low", "pending"), count(window, "low", "breached")) == (1, 0)
@@ -112,20 +110,19 @@ async def test_metrics_show_compliance_counts_and_open_clocks_of_the_current_mon
     assert value(found, "certmon_sla_decided_incidents_total", **decided, state="met") == 0
 
 
-async def test_snapshot_figures_equal_the_sla_api_figures_of_the_month_by_sector(api: Api, this_month: None) -> None:
+async def test_snapshot_figures_equal_the_sla_api_figures_of_the_month_by_sector(api: Api) -> None:
     """Summing the per-agency counts by sector gives exactly what GET /api/v1/sla reports for the month."""
     await api.agency("HOSP01", sector="public-health")
     for agency, minutes_ago, notified_after in (
         ("MOF", 120, 20), ("MOF", 130, 75), ("DGA", 90, None), ("HOSP01", 40, None), ("HOSP01", 100, 50),
     ):  # fmt: skip
         await record(api, minutes_ago, notified_after, agency=agency)
-    assert await snapshot.refresh(api.app)
+    assert await refresh(api.app)
     found = samples((await scrape(api))[1])
-    now = datetime.now(UTC)
-    period = current_month(now, api.app[appkeys.POLICY].tz).label
+    period = current_month(NOW, api.app[appkeys.POLICY].tz).label
     _, report = await api.call("GET", f"/api/v1/sla?period={period}&group_by=sector")
     for group in report["groups"]:
-        for state in snapshot.SLA_STATES:
+        for state in SLA_STATES:
             total = sum(
                 v
                 for (name, labels), v in found.items()
@@ -141,7 +138,7 @@ async def test_delay_histogram_counts_stopped_clocks_in_cumulative_buckets(api: 
     for minutes in (10, 60, 70):
         await record(api, 600, notified_after=minutes)
     await record(api, 30)  # running clock: not observed
-    assert await snapshot.refresh(api.app)
+    assert await refresh(api.app)
     found = samples((await scrape(api))[1])
 
     def bucket(le: str) -> float | None:
@@ -158,10 +155,10 @@ async def test_delay_histogram_counts_stopped_clocks_in_cumulative_buckets(api: 
 async def test_scrapes_answer_from_the_last_snapshot_while_the_database_is_down(api: Api) -> None:
     """With the pool closed, /metrics still answers with the old figures and counts the failed refresh."""
     await record(api, 100, notified_after=10)
-    assert await snapshot.refresh(api.app)
+    assert await refresh(api.app)
     before = samples((await scrape(api))[1])
     await api.app[appkeys.POOL].close()
-    assert not await snapshot.refresh(api.app)
+    assert not await refresh(api.app)
     after = samples((await scrape(api))[1])
     assert value(after, "certmon_snapshot_refresh_failures_total", part="database") == 1
     assert value(after, "certmon_sla_compliance_ratio", window="fiscal_year") == 1.0
@@ -172,7 +169,7 @@ async def test_scrapes_answer_from_the_last_snapshot_while_the_database_is_down(
 
 
 async def test_failing_part_keeps_its_figures_while_the_others_refresh(
-    api: Api, extra_part: Callable[[snapshot.SnapshotPart], None]
+    api: Api, aiohttp_client: Callable[..., Any], settings: Settings
 ) -> None:
     """A part whose SQL fails is counted and does not stop the SLA figures from updating."""
     broken = {"now": False}
@@ -182,14 +179,16 @@ async def test_failing_part_keeps_its_figures_while_the_others_refresh(
             await conn.fetch("SELECT * FROM no_such_table")
         return [snapshot.Family("certmon_test_answers", "answers", ("survey",), [(("s1",), 7.0)])]
 
-    extra_part(survey_like)
-    await snapshot.refresh(api.app)
+    parts = (*snapshot_parts(), ("survey_like", snapshot.gauges(survey_like)))
+    app = create_app(settings, database_url=api.database_url, snapshot=snapshot.Snapshot(parts), clock=lambda: NOW)
+    client = await aiohttp_client(app)
+    await refresh(app)
     broken["now"] = True
     await record(api, 100, notified_after=10)
-    assert not await snapshot.refresh(api.app)
-    found = samples((await scrape(api))[1])
-    part = snapshot.part_name(survey_like)
-    assert value(found, "certmon_snapshot_refresh_failures_total", part=part) == 1
+    assert not await refresh(app)
+    async with client.get("/metrics") as response:
+        found = samples(await response.text())
+    assert value(found, "certmon_snapshot_refresh_failures_total", part="survey_like") == 1
     assert value(found, "certmon_test_answers", survey="s1") == 7.0
     assert value(found, "certmon_sla_compliance_ratio", window="fiscal_year") == 1.0
 
@@ -205,7 +204,7 @@ async def test_family_with_wrong_number_of_label_values_is_refused() -> None:
 async def test_prometheus_gets_openmetrics_and_plain_clients_get_text_format(api: Api) -> None:
     """Prometheus's Accept header gets valid OpenMetrics ending in # EOF; no Accept gets text format 0.0.4."""
     await record(api, 100, notified_after=10)
-    assert await snapshot.refresh(api.app)
+    assert await refresh(api.app)
     content_type, body = await scrape(api, PROMETHEUS_ACCEPT)
     assert content_type.startswith("application/openmetrics-text; version=1.0.0")
     assert body.endswith("# EOF\n") and body.count("# EOF") == 1
@@ -225,7 +224,7 @@ async def test_prerendered_snapshot_is_byte_identical_to_prometheus_client_rende
 
     await record(api, 100, notified_after=10)
     await record(api, 20, agency="DGA", severity="low")
-    assert await snapshot.refresh(api.app)
+    assert await refresh(api.app)
     snap = api.app[appkeys.METRICS].snapshot
     text, openmetrics = snapshot.render(snap.metrics)
 
@@ -241,7 +240,7 @@ async def test_every_label_is_bounded(api: Api) -> None:
     """certmon families carry only bounded labels (codes, sector, severity, state, window, service), no ids."""
     await record(api, 100, notified_after=10)
     await api.call("POST", "/api/v1/incidents/bulk", data=b'{"not": "an incident"}\n')
-    assert await snapshot.refresh(api.app)
+    assert await refresh(api.app)
     for family in parse_text((await scrape(api))[1]):
         if family.name.startswith("certmon_"):
             for sample in family.samples:
@@ -265,16 +264,16 @@ async def test_every_replica_exposes_the_same_snapshot(
     """Two processes on the same database render byte-identical figures, so a dashboard may read either."""
     await record(api, 100, notified_after=10)
     await record(api, 170, notified_after=90, agency="DGA")
-    other: web.Application = create_app(settings, database_url=api.database_url)
+    other: web.Application = build_app(settings, database_url=api.database_url, clock=lambda: NOW)
     await aiohttp_client(other)
-    assert await snapshot.refresh(api.app)
-    assert await snapshot.refresh(other)
+    assert await refresh(api.app)
+    assert await refresh(other)
     assert api.app[appkeys.METRICS].snapshot.text == other[appkeys.METRICS].snapshot.text
 
 
 async def test_refresh_job_fills_the_snapshot_at_start_up(make_api: Callable[..., Any]) -> None:
     """With the scheduler on, the first refresh runs at start-up without waiting a whole interval."""
-    api: Api = await make_api(scheduler_enabled=True, metrics_refresh_seconds=3600.0)
+    api: Api = await make_api(scheduler_enabled=True, metrics_refresh_seconds=3600.0, clock=lambda: NOW)
     snap = api.app[appkeys.METRICS].snapshot
     for _ in range(100):
         if snap.last_success is not None:

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from certmon.periods import (
+from certmon.core.periods import (
     Period,
     current_month,
     fiscal_quarter_of,

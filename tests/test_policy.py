@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from certmon.calendars import Always, BusinessHours
-from certmon.policy import DEFAULT_POLICY_PATH, CalendarPolicy, Policy, PolicyError, SeverityPolicy, load_policy
+from certmon.core.calendars import Always, BusinessHours
+from certmon.core.policy import DEFAULT_POLICY_PATH, CalendarPolicy, Policy, PolicyError, SeverityPolicy, load_policy
 
 
 def write(tmp_path: Path, text: str) -> Path:

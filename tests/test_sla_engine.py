@@ -7,11 +7,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from certmon.calendars import Always, BusinessHours, Calendar, build_calendar
-from certmon.incidents import Clocks
-from certmon.models import IncidentIn
-from certmon.policy import CalendarPolicy, Policy, SeverityPolicy
-from certmon.sla import (
+from certmon.core.calendars import Always, BusinessHours, Calendar
+from certmon.core.clocks import Clocks
+from certmon.core.models import IncidentIn
+from certmon.core.policy import CalendarPolicy, Policy, SeverityPolicy, build_calendar
+from certmon.core.sla import (
     SLA_STATES,
     Clock,
     Milestones,

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import asyncpg
 import pytest
 
-from certmon import db
+from certmon.store import db, migrations
 from tests.conftest import Api, with_database
 
 
@@ -33,9 +33,9 @@ async def test_all_migrations_apply_to_an_empty_database_once(empty_database_url
     """Every migration applies in order to an empty database, is recorded, and a second run applies nothing."""
     conn = await asyncpg.connect(empty_database_url)
     try:
-        applied = await db.migrate(conn)
-        assert applied == [m.version for m in db.migrations()]
-        assert await db.migrate(conn) == []
+        applied = [m.version for m in await migrations.migrate(conn)]
+        assert applied == [m.version for m in migrations.migrations()]
+        assert await migrations.migrate(conn) == []
         recorded = await conn.fetch("SELECT version, checksum FROM schema_migrations ORDER BY version")
         assert [r["version"] for r in recorded] == applied
         tables = {
@@ -55,8 +55,8 @@ async def test_two_replicas_migrating_together_do_not_race(empty_database_url: s
     """Concurrent start-ups serialize on the advisory lock: one applies, the other finds nothing to do."""
     conns = [await asyncpg.connect(empty_database_url) for _ in range(3)]
     try:
-        results = await asyncio.gather(*(db.migrate(c) for c in conns))
-        assert sorted(len(r) for r in results) == [0, 0, len(db.migrations())]
+        results = await asyncio.gather(*(migrations.migrate(c) for c in conns))
+        assert sorted(len(r) for r in results) == [0, 0, len(migrations.migrations())]
     finally:
         for c in conns:
             await c.close()

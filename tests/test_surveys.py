@@ -10,9 +10,12 @@ from typing import Any
 import asyncpg
 import pytest
 
-from certmon import appkeys, db, demo, snapshot, surveys
-from certmon.periods import fiscal_year_of, parse_period
-from certmon.policy import Policy, PolicyError, load_policy
+from certmon.core import satisfaction
+from certmon.core.periods import fiscal_year_of, parse_period
+from certmon.core.policy import Policy, PolicyError, load_policy
+from certmon.jobs import snapshot as snapshot_job
+from certmon.store import db, demo, surveys
+from certmon.web import appkeys
 from tests.conftest import Api
 
 SECURITY = "security-services"
@@ -113,7 +116,7 @@ async def test_mean_of_4_36_is_87_2_percent_for_cii_services(api: Api) -> None:
 )
 def test_band_follows_the_thai_five_band_scale(mean: float, band: str) -> None:
     """4.21-5.00 very good, 3.41-4.20 good, 2.61-3.40 fair, 1.81-2.60 poor, 1.00-1.80 very poor."""
-    assert surveys.band(mean) == band
+    assert satisfaction.band(mean) == band
 
 
 async def test_status_turns_yellow_then_red_as_satisfaction_falls_below_target(api: Api) -> None:
@@ -460,7 +463,7 @@ async def test_metrics_expose_satisfaction_ratio_responses_and_target_per_servic
     """After a refresh, /metrics has mean / 5 and responses for this month and fiscal year, and each target."""
     now = datetime.now(UTC).replace(microsecond=0)
     await post_bulk(api, responses(scores(five=20, four=23, three=7), at=now.isoformat()))
-    assert await snapshot.refresh(api.app)
+    assert await snapshot_job.refresh(api.runtime(now), now)
     async with api.client.get("/metrics") as response:
         text = await response.text()
     ratio = samples(text, "certmon_satisfaction_ratio")

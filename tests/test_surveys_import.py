@@ -12,11 +12,12 @@ import asyncpg
 import pytest
 from rich.console import Console
 
-from certmon import cli, db, surveys
-from certmon.errors import Invalid
-from certmon.periods import parse_period
-from certmon.policy import Policy
-from certmon.survey_import import import_csv, parse_when
+from certmon.cli import main as cli
+from certmon.cli.surveys import import_csv, parse_when
+from certmon.core.errors import Invalid
+from certmon.core.periods import parse_period
+from certmon.core.policy import Policy
+from certmon.store import db, surveys
 
 BANGKOK = ZoneInfo("Asia/Bangkok")
 POLICY = Policy()

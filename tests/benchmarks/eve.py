@@ -122,11 +122,11 @@ async def raw_rows(url: str, path: Path) -> float:
 
 
 async def prepare(url: str) -> None:
-    from certmon import db
+    from certmon.store import migrations
 
     conn = await asyncpg.connect(url)
     try:
-        await db.migrate(conn)
+        await migrations.migrate(conn)
         for a in range(AGENCIES):
             code = f"AG{a:03d}"
             await conn.execute("INSERT INTO agencies (code, name, sector) VALUES ($1, $1, 'government')", code)
@@ -142,7 +142,7 @@ def certmon_ingest(url: str, path: Path) -> tuple[float, float, str]:
     env = {**os.environ, "CERTMON_DATABASE_URL": url, "CERTMON_LOG_FORMAT": "json", "CERTMON_LOG_LEVEL": "warning"}
     started = time.perf_counter()
     child = subprocess.Popen(
-        [sys.executable, "-m", "certmon.cli", "ingest", "eve", str(path)],
+        [sys.executable, "-m", "certmon", "ingest", "eve", str(path)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

@@ -29,10 +29,11 @@ sys.path.insert(0, str(REPO))
 
 from scratch import scratch_database, timings  # noqa: E402
 
-from certmon import db, exports, signing  # noqa: E402
-from certmon.export_formats import to_csv, to_json, to_xlsx  # noqa: E402
-from certmon.periods import month_period  # noqa: E402
-from certmon.policy import Policy  # noqa: E402
+from certmon.core import export_content, signing  # noqa: E402
+from certmon.core.periods import month_period  # noqa: E402
+from certmon.core.policy import Policy  # noqa: E402
+from certmon.core.tables import to_csv, to_json, to_xlsx  # noqa: E402
+from certmon.store import db, exports, migrations  # noqa: E402
 
 AGENCIES = 250
 FILL = """
@@ -67,7 +68,7 @@ async def measure(url: str, size: int, key_dir: Path) -> None:
     month = month_period(2021, 8, ZoneInfo(policy.timezone))
     conn = await asyncpg.connect(url)
     try:
-        await db.migrate(conn)
+        await migrations.migrate(conn)
         await conn.execute("TRUNCATE incidents, incident_events, agencies CASCADE")
         await conn.executemany(
             "INSERT INTO agencies (code, name, name_th, sector) VALUES ($1, $2, $3, 'government')",
@@ -86,12 +87,12 @@ async def measure(url: str, size: int, key_dir: Path) -> None:
             content.update(await exports.collect(conn, q, policy, month))
 
         async def csv_json() -> None:
-            for table in exports.tables(content):
+            for table in export_content.tables(content):
                 to_csv(table)
             to_json(content)
 
         async def xlsx() -> None:
-            to_xlsx(exports.tables(content), datetime(2021, 9, 1), "bench")
+            to_xlsx(export_content.tables(content), datetime(2021, 9, 1), "bench")
 
         now = datetime(2021, 9, 1, 9, 0, tzinfo=ZoneInfo(policy.timezone))
 

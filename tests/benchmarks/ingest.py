@@ -33,9 +33,9 @@ sys.path.insert(0, str(REPO))
 
 from scratch import free_port, scratch_database  # noqa: E402
 
-from certmon import db  # noqa: E402
-from certmon.auth import create_token  # noqa: E402
-from certmon.bulk import INCIDENT_COLUMNS  # noqa: E402
+from certmon.store import db, migrations  # noqa: E402
+from certmon.store.bulk import INCIDENT_COLUMNS  # noqa: E402
+from certmon.store.tokens import create_token  # noqa: E402
 
 BARE_INSERT = """
 INSERT INTO incidents (agency_code, title, severity, category, source, external_id, detected_at, notified_at,
@@ -138,7 +138,7 @@ async def main() -> None:
 
     async with scratch_database() as url:
         conn = await asyncpg.connect(url)
-        await db.migrate(conn)
+        await migrations.migrate(conn)
         await conn.execute(
             "INSERT INTO agencies (code, name, sector) VALUES ('MOF', 'Ministry of Finance', 'banking-finance')"
         )
@@ -156,7 +156,7 @@ async def main() -> None:
             command = (
                 [sys.executable, __file__, "--bare-server", str(port), url]
                 if name == "bare"
-                else [sys.executable, "-m", "certmon.cli", "serve", "--port", str(port)]
+                else [sys.executable, "-m", "certmon", "serve", "--port", str(port)]
             )
             with server(command, env, port):
                 await post_many(port, token, 300, opts.concurrency, f"{name}-warm")
@@ -171,7 +171,7 @@ async def main() -> None:
         body = "\n".join(json.dumps(incident(n, "bulk")) for n in range(opts.bulk_lines)).encode()
         port = free_port()
         bulk_times = []
-        with server([sys.executable, "-m", "certmon.cli", "serve", "--port", str(port)], env, port):
+        with server([sys.executable, "-m", "certmon", "serve", "--port", str(port)], env, port):
             async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as session:
                 for r in range(opts.rounds):
                     round_body = body.replace(b'"bulk-', f'"bulk{r}-'.encode())
@@ -182,8 +182,8 @@ async def main() -> None:
                     assert outcome["accepted"] == opts.bulk_lines, outcome
 
         # The raw limit: the same rows, already shaped, COPYed straight into the table.
-        from certmon.bulk import BulkOutcome, parse_lines
-        from certmon.policy import load_policy
+        from certmon.core.policy import load_policy
+        from certmon.store.bulk import BulkOutcome, parse_lines
 
         copy_times = []
         decode_copy_times = []

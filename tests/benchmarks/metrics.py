@@ -26,10 +26,13 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 from scratch import scratch_database
 
-from certmon import appkeys, db, demo, logs, snapshot
-from certmon.app import create_app
-from certmon.policy import load_policy
-from certmon.settings import Settings
+from certmon.cli import logs
+from certmon.core.policy import load_policy
+from certmon.core.settings import Settings
+from certmon.jobs import snapshot as snapshot_job
+from certmon.store import db, demo, migrations
+from certmon.web import appkeys
+from certmon.wiring import build_app, runtime_of
 
 PROMETHEUS_ACCEPT = (
     "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
@@ -41,7 +44,7 @@ TARGET_P99_MS = 25.0
 async def fill(url: str) -> int:
     conn = await asyncpg.connect(url)
     try:
-        await db.migrate(conn)
+        await migrations.migrate(conn)
         stored = await demo.load(conn, db.Queries.load(), load_policy(None), datetime.now(UTC))
         return stored
     finally:
@@ -75,7 +78,7 @@ async def main(count: int) -> int:
         incidents = await fill(url)
         print(f"demo data: {incidents} incidents of 250 agencies loaded in {time.perf_counter() - started:.1f} s")
         settings = Settings(scheduler_enabled=False, log_level="warning", log_format="json")
-        app = create_app(settings, database_url=url)
+        app = build_app(settings, database_url=url)
         empty = CollectorRegistry()
 
         async def empty_registry(request: web.Request) -> web.Response:
@@ -94,7 +97,8 @@ async def main(count: int) -> int:
         port = runner.addresses[0][1]
         try:
             started = time.perf_counter()
-            assert await snapshot.refresh(app)
+            now = datetime.now(UTC)
+            assert await snapshot_job.refresh(runtime_of(app, lambda: now), now)
             refresh_ms = (time.perf_counter() - started) * 1000
             snap = app[appkeys.METRICS].snapshot
             prebuilt["body"] = snap.text  # the transfer alone, without rendering the per-process metrics

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from certmon import db
+from certmon.store import db
 
 
 @contextlib.asynccontextmanager

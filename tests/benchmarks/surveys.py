@@ -31,10 +31,10 @@ sys.path.insert(0, str(REPO))
 
 from scratch import scratch_database, timings  # noqa: E402
 
-from certmon import db, surveys  # noqa: E402
-from certmon.periods import parse_period  # noqa: E402
-from certmon.policy import Policy  # noqa: E402
-from certmon.survey_import import import_csv  # noqa: E402
+from certmon.cli.surveys import import_csv  # noqa: E402
+from certmon.core.periods import parse_period  # noqa: E402
+from certmon.core.policy import Policy  # noqa: E402
+from certmon.store import db, migrations, surveys  # noqa: E402
 
 SERVICE = "security-services"
 AGENCIES = 250
@@ -80,7 +80,7 @@ async def main(responses: int) -> None:
     async with scratch_database() as url:
         conn = await asyncpg.connect(url)
         try:
-            await db.migrate(conn)
+            await migrations.migrate(conn)
             await conn.executemany(
                 "INSERT INTO agencies (code, name, sector) VALUES ($1, $1, 'government')",
                 [(f"A{i:03d}",) for i in range(AGENCIES)],

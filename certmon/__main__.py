@@ -1,0 +1,5 @@
+"""``python -m certmon``: the same as the ``certmon`` command."""
+
+from certmon.cli.main import main
+
+raise SystemExit(main())

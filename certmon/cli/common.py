@@ -1,0 +1,37 @@
+"""What every command shares: a migrated connection to the service's database, and running work on it."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import asyncpg
+
+from certmon.core.settings import Settings
+from certmon.store import db, migrations
+
+Command = Callable[[argparse.Namespace, Settings], int]
+CommandGroup = Callable[[Any], None]  # adds its commands to the subparsers object it is given
+
+
+@contextlib.asynccontextmanager
+async def database(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
+    """A migrated connection to the configured database or the embedded one (started, or joined if running)."""
+    async with db.database_url(settings.database_url, settings.data_dir) as url:
+        conn = await asyncpg.connect(url, timeout=settings.db_timeout_seconds)
+        try:
+            await migrations.migrate(conn)
+            yield conn
+        finally:
+            await conn.close()
+
+
+def run_db(settings: Settings, work: Callable[[asyncpg.Connection], Any]) -> Any:
+    async def main() -> Any:
+        async with database(settings) as conn:
+            return await work(conn)
+
+    return asyncio.run(main())

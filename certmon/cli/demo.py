@@ -1,0 +1,36 @@
+"""The demo's start-up: fill an empty database, then print where to look and a token to look with."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+
+import structlog
+from aiohttp import web
+
+from certmon.core.access import default_token_name
+from certmon.core.periods import fiscal_year_of
+from certmon.store import db
+from certmon.store.demo import load
+from certmon.store.tokens import create_token
+from certmon.web import appkeys
+
+log = structlog.get_logger("certmon.demo")
+
+
+def context(host: str, port: int) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        q = app[appkeys.QUERIES]
+        async with db.connection(app[appkeys.POOL], 600) as conn:
+            stored = await load(conn, q, app[appkeys.POLICY], datetime.now(UTC))
+            token = await create_token(conn, q, default_token_name("admin"), "admin", None)
+        log.info("demo data ready", incidents=stored)
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        fiscal_year = fiscal_year_of(datetime.now(UTC), app[appkeys.POLICY].tz)
+        print(f"certmon demo: http://{shown}:{port}/api/v1/sla?period=FY{fiscal_year}", file=sys.stderr)
+        print(f"admin token: {token}", flush=True)
+        print(token, flush=True)
+        yield
+
+    return ctx

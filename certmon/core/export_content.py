@@ -1,0 +1,273 @@
+"""What a monthly SLA export holds: its columns, its evaluation instant, restatement diffs, files and manifest.
+
+A month's data files are a pure function of the stored rows, the policy and the month. Incident states are taken
+at the month's *evaluation instant*: the month's end plus the longest severity target, counted on each severity's
+own calendar. Every clock that started in the month is due by then, so no incident is still pending, and the
+instant does not depend on when the export runs. The generation time appears in the manifest only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from certmon.core import signing
+from certmon.core.periods import Period, previous_month
+from certmon.core.policy import Policy
+from certmon.core.tables import CSV_MEDIA, JSON_MEDIA, XLSX_MEDIA, Column, Table, to_csv, to_json, to_xlsx
+
+FORMAT = "certmon-monthly-export/1"
+
+
+MANIFEST_FORMAT = "certmon-export-manifest/1"
+
+
+RESTATE_MONTHS = 12  # a scheduled run re-checks the exported months of the last year for late changes
+
+
+FIGURE_FIELDS = (
+    "total", "met", "breached", "pending", "at_risk", "excluded", "no_clock", "compliance", "target", "shortfall",
+    "status", "delay_p50", "delay_p90", "delay_p95", "delay_max",
+)  # fmt: skip
+
+
+INCIDENT_TIMES = (
+    "detected_at", "analysed_at", "notified_at", "acknowledged_at", "contained_at", "resolved_at", "clock_start",
+    "due_at", "stopped_at",
+)  # fmt: skip
+
+
+SATISFACTION_FIELDS = (
+    "responses", "answers", "mean_score", "satisfaction_percent", "top2_share", "band", "target", "status",
+)  # fmt: skip
+
+
+FIGURE_COLUMNS = (
+    Column("scope", "Scope", "ขอบเขต", width=10),
+    Column("key", "Key", "รหัส", width=18),
+    Column("name", "Name", "ชื่อ", width=36),
+    Column("name_th", "Thai name", "ชื่อภาษาไทย", width=36),
+    Column("sector", "Sector", "ภาคส่วน", width=18),
+    Column("total", "Incidents", "จำนวนเหตุการณ์", "int"),
+    Column("met", "Met", "ทันเวลา", "int"),
+    Column("breached", "Breached", "เกินเวลา", "int"),
+    Column("pending", "Pending", "รอดำเนินการ", "int"),
+    Column("at_risk", "At risk", "ใกล้ครบกำหนด", "int"),
+    Column("excluded", "Excluded", "ไม่นับรวม", "int"),
+    Column("no_clock", "No clock", "ไม่มีเวลาเริ่มนับ", "int"),
+    Column("compliance", "Compliance", "ร้อยละที่ทันเวลา", "ratio"),
+    Column("target", "Target", "เป้าหมาย", "ratio"),
+    Column("shortfall", "Shortfall (relative)", "ต่ำกว่าเป้าหมาย", "ratio"),
+    Column("status", "Status", "สถานะ", "status", 10),
+    Column("delay_p50", "Delay p50 (s)", "เวลามัธยฐาน (วินาที)", "seconds"),
+    Column("delay_p90", "Delay p90 (s)", "เวลาเปอร์เซ็นไทล์ 90 (วินาที)", "seconds"),
+    Column("delay_p95", "Delay p95 (s)", "เวลาเปอร์เซ็นไทล์ 95 (วินาที)", "seconds"),
+    Column("delay_max", "Longest delay (s)", "เวลานานที่สุด (วินาที)", "seconds"),
+)
+
+
+INCIDENT_COLUMNS = (
+    Column("id", "Incident", "เลขที่เหตุการณ์", "int", 10),
+    Column("agency", "Agency", "หน่วยงาน", width=10),
+    Column("severity", "Severity", "ระดับความรุนแรง", width=10),
+    Column("category", "Category (RSIT)", "ประเภท", width=32),
+    Column("detected_at", "Detected", "เวลาตรวจพบ", width=26),
+    Column("analysed_at", "Analysed", "เวลาวิเคราะห์แล้วเสร็จ", width=26),
+    Column("notified_at", "Notified", "เวลาแจ้งเตือน", width=26),
+    Column("acknowledged_at", "Acknowledged", "เวลารับทราบ", width=26),
+    Column("contained_at", "Contained", "เวลาระงับเหตุ", width=26),
+    Column("resolved_at", "Resolved", "เวลาแก้ไขแล้วเสร็จ", width=26),
+    Column("clock_start", "Clock start", "เริ่มนับเวลา", width=26),
+    Column("due_at", "Due", "ครบกำหนด", width=26),
+    Column("stopped_at", "Clock stop", "หยุดนับเวลา", width=26),
+    Column("state", "SLA state", "สถานะ SLA", width=10),
+    Column("delay_seconds", "Delay (s)", "ระยะเวลา (วินาที)", "seconds"),
+    Column("exclusion_reason", "Exclusion reason", "เหตุผลที่ไม่นับรวม", width=30),
+)
+
+
+SATISFACTION_COLUMNS = (
+    Column("service", "Service", "บริการ", width=18),
+    Column("name_th", "Thai name", "ชื่อบริการ", width=40),
+    Column("name_en", "Name", "ชื่อ (อังกฤษ)", width=40),
+    Column("responses", "Responses", "จำนวนผู้ตอบ", "int"),
+    Column("answers", "Answers", "จำนวนคำตอบ", "int"),
+    Column("mean_score", "Mean score (1-5)", "คะแนนเฉลี่ย (1-5)", "number"),
+    Column("satisfaction_percent", "Satisfaction %", "ร้อยละความพึงพอใจ", "number"),
+    Column("top2_share", "Top-2 share", "สัดส่วนระดับมาก-มากที่สุด", "ratio"),
+    Column("band", "Band", "ระดับ", width=10),
+    Column("target", "Target %", "เป้าหมาย (ร้อยละ)", "number"),
+    Column("status", "Status", "สถานะ", "status", 10),
+)
+
+
+RESTATED_FIGURE_COLUMNS = (
+    Column("scope", "Scope", "ขอบเขต", width=12),
+    Column("key", "Key", "รหัส", width=18),
+    Column("figure", "Figure", "ตัวเลข", width=14),
+    Column("old", "Previous value", "ค่าเดิม", width=20),
+    Column("new", "Restated value", "ค่าใหม่", width=20),
+)
+
+
+RESTATED_INCIDENT_COLUMNS = (
+    Column("incident", "Incident", "เลขที่เหตุการณ์", "int", 10),
+    Column("field", "Field", "รายการ", width=16),
+    Column("old", "Previous value", "ค่าเดิม", width=26),
+    Column("new", "Restated value", "ค่าใหม่", width=26),
+    Column("reasons", "Reasons", "เหตุผล", width=60),
+)
+
+
+REASON_COLUMNS = (
+    Column("incident", "Incident", "เลขที่เหตุการณ์", "int", 10),
+    Column("type", "Event", "เหตุการณ์", width=12),
+    Column("milestone", "Milestone", "ขั้นตอน", width=12),
+    Column("at", "At", "เวลา", width=26),
+    Column("reason", "Reason", "เหตุผล", width=40),
+    Column("note", "Note", "หมายเหตุ", width=30),
+    Column("actor", "By", "ผู้บันทึก", width=16),
+    Column("recorded_at", "Recorded", "เวลาที่บันทึก", width=26),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ExportResult:
+    month: str
+    revision: int
+    created: bool  # False when the stored latest revision already holds the same data
+    restated: bool
+    generated_at: datetime
+    export_id: int
+
+
+def evaluation_instant(policy: Policy, period: Period) -> datetime:
+    """The period's end plus the longest severity target, each on its own calendar: every clock of the period is due."""
+    return max(
+        policy.calendar_for(name).add(period.end, severity.target_seconds)
+        for name, severity in policy.severities.items()
+    )
+
+
+def local_iso(value: datetime | None, policy: Policy) -> str | None:
+    return None if value is None else value.astimezone(policy.tz).isoformat()
+
+
+def figure_row(scope: str, key: str, figures: dict[str, Any], target: float) -> dict[str, Any]:
+    latency = figures["latency_seconds"]
+    return {
+        "scope": scope,
+        "key": key,
+        **{name: figures[name] for name in FIGURE_FIELDS if name in figures},
+        "target": target,
+        "delay_p50": latency["p50"],
+        "delay_p90": latency["p90"],
+        "delay_p95": latency["p95"],
+        "delay_max": latency["max"],
+    }
+
+
+def content_hash(content: dict[str, Any]) -> str:
+    return hashlib.sha256(to_json({k: v for k, v in content.items() if k != "restatement"})).hexdigest()
+
+
+def diff_rows(
+    old: Iterable[dict[str, Any]], new: Iterable[dict[str, Any]], key: Any, fields: Sequence[str]
+) -> list[tuple[Any, str, Any, Any]]:
+    before = {key(r): r for r in old}
+    after = {key(r): r for r in new}
+    changes = []
+    for k in sorted(before.keys() | after.keys(), key=lambda x: json.dumps(x)):
+        a, b = before.get(k, {}), after.get(k, {})
+        for name in fields:
+            if a.get(name) != b.get(name):
+                changes.append((k, name, a.get(name), b.get(name)))
+    return changes
+
+
+def reason_text(event: dict[str, Any]) -> str:
+    what = event["type"] + (f" {event['milestone']}" if event["milestone"] else "")
+    why = f": {event['reason']}" if event["reason"] else ""
+    return f"{what} at {event['at']}{why} (by {event['actor']}, recorded {event['recorded_at']})"
+
+
+def tables(content: dict[str, Any]) -> list[Table]:
+    found = [
+        Table("figures", "Figures", FIGURE_COLUMNS, content["figures"]),
+        Table("incidents", "Incidents", INCIDENT_COLUMNS, content["incidents"]),
+    ]
+    if content["satisfaction"]:
+        found.append(Table("satisfaction", "Satisfaction", SATISFACTION_COLUMNS, content["satisfaction"]))
+    restatement = content.get("restatement")
+    if restatement:
+        found += [
+            Table("restatement-figures", "Restated figures", RESTATED_FIGURE_COLUMNS, restatement["figures"]),
+            Table("restatement-incidents", "Restated incidents", RESTATED_INCIDENT_COLUMNS, restatement["incidents"]),
+            Table("restatement-reasons", "Restatement reasons", REASON_COLUMNS, restatement["reasons"]),
+        ]
+    return found
+
+
+def render(content: dict[str, Any]) -> dict[str, tuple[str, bytes]]:
+    """File name -> (media type, bytes); the same content always renders to the same bytes."""
+    found = tables(content)
+    files = {f"{t.name}.csv": (CSV_MEDIA, to_csv(t)) for t in found}
+    files["export.json"] = (JSON_MEDIA, to_json(content))
+    created = datetime.fromisoformat(content["evaluated_at"]).astimezone(UTC)
+    files["export.xlsx"] = (XLSX_MEDIA, to_xlsx(found, created, f"certmon SLA export {content['month']}"))
+    return dict(sorted(files.items()))
+
+
+def manifest(
+    content: dict[str, Any],
+    revision: int,
+    files: dict[str, tuple[str, bytes]],
+    policy: Policy,
+    key: Ed25519PrivateKey,
+    generated_at: datetime,
+) -> dict[str, Any]:
+    return {
+        "format": MANIFEST_FORMAT,
+        "month": content["month"],
+        "revision": revision,
+        "previous_revision": revision - 1 if revision > 1 else None,
+        "period": content["period"],
+        "evaluated_at": content["evaluated_at"],
+        "generated_at": generated_at.astimezone(UTC).isoformat(),
+        "content_sha256": content_hash(content),
+        "policy": {"fingerprint": policy.fingerprint(), "settings": policy.model_dump(mode="json")},
+        "files": [
+            {"name": name, "media_type": media, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+            for name, (media, data) in files.items()
+        ],
+        "signing_key": {"algorithm": "Ed25519", "fingerprint": signing.key_fingerprint(key)},
+    }
+
+
+def write_directory(out: Path, month: str, revision: int, files: dict[str, tuple[str, bytes]]) -> Path:
+    """Write a revision to ``out/<month>/r<revision>/``; returns that directory."""
+    target = out / month / f"r{revision}"
+    target.mkdir(parents=True, exist_ok=True)
+    for name, (_, data) in files.items():
+        partial = target / f".{name}.partial"
+        partial.write_bytes(data)
+        partial.replace(target / name)
+    return target
+
+
+def months_to_run(now: datetime, policy: Policy, exported: Sequence[str]) -> list[Period]:
+    """The previous month, every month missed since the last export, and exported months of the last year."""
+    latest = previous_month(now, policy.tz)
+    window = [latest]
+    while len(window) < RESTATE_MONTHS:
+        window.insert(0, previous_month(window[0].start, policy.tz))
+    done = set(exported)
+    last = max(done) if done else None
+    return [m for m in window if m.label in done or m is latest or (last is not None and m.label > last)]

@@ -1,0 +1,306 @@
+"""Request and response models; they validate input and generate the OpenAPI document."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from certmon.core.periods import EARLIEST  # older than any sensor's record, far from datetime's own limits
+from certmon.core.taxonomy import SECTORS, TLP_LABELS, rsit_categories
+
+MAX_CLOCK_SKEW = timedelta(minutes=5)  # sensors' clocks drift; anything further ahead is a mistake
+MILESTONES = ("analysed", "notified", "acknowledged", "contained", "resolved")
+MILESTONE_FIELDS = tuple(f"{name}_at" for name in MILESTONES)
+Milestone = Literal["analysed", "notified", "acknowledged", "contained", "resolved"]
+CorrectableMilestone = Literal["detected", "analysed", "notified", "acknowledged", "contained", "resolved"]
+EventType = Literal[
+    "analysed",
+    "notified",
+    "acknowledged",
+    "contained",
+    "resolved",
+    "reopened",
+    "excluded",
+    "included",
+    "comment",
+    "correction",
+]
+Role = Literal["admin", "analyst", "auditor", "agency"]
+Sector = Literal[
+    "national-security",
+    "public-services",
+    "banking-finance",
+    "it-telecom",
+    "transport-logistics",
+    "energy-utilities",
+    "public-health",
+    "other-cii",
+    "government",
+]
+assert set(SECTORS) == set(Sector.__args__)  # type: ignore[attr-defined]
+Tlp = Literal["TLP:RED", "TLP:AMBER+STRICT", "TLP:AMBER", "TLP:GREEN", "TLP:CLEAR"]
+assert set(TLP_LABELS) == set(Tlp.__args__)  # type: ignore[attr-defined]
+
+
+def to_utc(value: datetime) -> datetime:
+    """One instant, one representation: 09:00+07:00 and 02:00Z must compare and hash alike.
+
+    A ValueError for a time before 1970, or one that UTC cannot even represent (0001-01-01T00:00+01:00 is in
+    year 0), so that such input is refused by name instead of failing later with an OverflowError.
+    """
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range") from None
+    if utc < EARLIEST:
+        raise ValueError("is before 1970")
+    return utc
+
+
+def _not_in_future(value: datetime) -> datetime:
+    utc = to_utc(value)
+    if utc > datetime.now(UTC) + MAX_CLOCK_SKEW:
+        raise ValueError("is more than 5 minutes in the future")
+    return utc
+
+
+def _cidr(value: str) -> str:
+    try:
+        return str(ipaddress.ip_network(value, strict=True))
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not a network in CIDR notation ({exc})") from None
+
+
+PastTime = Annotated[AwareDatetime, AfterValidator(_not_in_future)]
+# A Literal is checked inside pydantic's core: bulk ingest validates it 10,000 times per request.
+if TYPE_CHECKING:
+    Category = str
+else:
+    Category = Literal[tuple(sorted(rsit_categories()))]
+Cidr = Annotated[str, AfterValidator(_cidr)]
+AGENCY_CODE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{0,31}$")
+AgencyCode = Annotated[str, Field(pattern=AGENCY_CODE.pattern, examples=["MOF"])]
+# PostgreSQL text cannot hold U+0000; a free-text field carrying one is refused here, by name, not by the database.
+# IncidentIn, validated for every line of a bulk body, checks its text in its model validator instead: cheaper still.
+NO_NUL = r"^[^\x00]*$"
+NUL_MESSAGE = "must not contain NUL characters (\\u0000)"
+Text = Annotated[str, Field(min_length=1, max_length=500, pattern=NO_NUL)]
+
+
+def error_message(error: Mapping[str, Any]) -> str:
+    """A pydantic error's message as an API user should read it."""
+    if error["type"] == "string_pattern_mismatch" and error.get("ctx", {}).get("pattern") == NO_NUL:
+        return NUL_MESSAGE
+    message: str = error["msg"]
+    return message.removeprefix("Value error, ")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class AgencyIn(Strict):
+    code: AgencyCode
+    name: Text
+    name_th: Annotated[str, Field(max_length=500, pattern=NO_NUL)] = ""
+    sector: Sector = "government"
+    cii: bool = False
+    networks: list[Cidr] = Field(default_factory=list, max_length=1000)
+
+
+class AgencyPatch(Strict):
+    name: Text | None = None
+    name_th: Annotated[str, Field(max_length=500, pattern=NO_NUL)] | None = None
+    sector: Sector | None = None
+    cii: bool | None = None
+    networks: list[Cidr] | None = Field(default=None, max_length=1000)
+
+
+class Agency(AgencyIn):
+    created_at: datetime
+    updated_at: datetime
+
+
+class IncidentIn(Strict):
+    agency: AgencyCode
+    title: Annotated[str, Field(min_length=1, max_length=500)]
+    severity: str = Field(description="one of the policy's severities, by default critical, high, medium, low")
+    category: Category = Field(description="RSIT class/type", examples=["malicious-code/c2-server"])
+    detected_at: AwareDatetime = Field(description="RFC 3339 with an offset, at most 5 minutes in the future")
+    source: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[a-z0-9][a-z0-9_.:-]*$")] = "api"
+    external_id: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    tlp: Tlp | None = None
+    description: Annotated[str, Field(max_length=20000)] | None = None
+    analysed_at: AwareDatetime | None = None
+    notified_at: AwareDatetime | None = None
+    acknowledged_at: AwareDatetime | None = None
+    contained_at: AwareDatetime | None = None
+    resolved_at: AwareDatetime | None = None
+
+    @model_validator(mode="after")
+    def _checks(self) -> IncidentIn:
+        """No NUL in the free text; every time in UTC, none in the future, no milestone before detection.
+
+        This runs for every line of a bulk body, so it is written for speed: a NUL test here costs a fraction of
+        the NO_NUL pattern the other models use; times are converted first, since two datetimes with the very
+        same tzinfo compare without asking either for its offset, and that asking is what the checks cost most.
+        """
+        fields = self.__dict__
+        for name in ("title", "external_id", "description"):
+            text = fields[name]
+            if text is not None and "\x00" in text:
+                raise ValueError(f"{name}: {NUL_MESSAGE}")
+        latest = datetime.now(UTC) + MAX_CLOCK_SKEW
+        detected = _field_utc(fields, "detected_at")
+        if detected > latest:
+            raise ValueError("detected_at: is more than 5 minutes in the future")
+        fields["detected_at"] = detected
+        for name in MILESTONE_FIELDS:
+            at: datetime | None = fields[name]
+            if at is None:
+                continue
+            at = _field_utc(fields, name)
+            if at > latest:
+                raise ValueError(f"{name}: is more than 5 minutes in the future")
+            if at < detected:
+                raise ValueError(f"{name}: is earlier than detected_at")
+            fields[name] = at
+        return self
+
+
+def _field_utc(fields: dict[str, Any], name: str) -> datetime:
+    try:
+        return to_utc(fields[name])
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from None
+
+
+class EventIn(Strict):
+    type: EventType
+    at: PastTime | None = Field(default=None, description="when it happened; the server's time when omitted")
+    note: Annotated[str, Field(max_length=20000, pattern=NO_NUL)] | None = None
+    reason: Annotated[str, Field(min_length=1, max_length=2000, pattern=NO_NUL)] | None = None
+    milestone: CorrectableMilestone | None = Field(default=None, description="with type correction: which one")
+
+    @model_validator(mode="after")
+    def _shape(self) -> EventIn:
+        if self.type in ("correction", "excluded") and not self.reason:
+            raise ValueError(f"reason: is required for a {self.type} event")
+        if self.type == "correction" and self.milestone is None:
+            raise ValueError("milestone: is required for a correction event")
+        if self.type == "correction" and self.at is None:
+            raise ValueError("at: is required for a correction event")
+        if self.type != "correction" and self.milestone is not None:
+            raise ValueError("milestone: is only allowed with a correction event")
+        return self
+
+
+class SlaOut(BaseModel):
+    clock_start: datetime | None
+    due_at: datetime | None
+    stopped_at: datetime | None
+    elapsed_seconds: float | None
+    state: Literal["pending", "at_risk", "breached", "met", "excluded", "no_clock"]
+
+
+class EventOut(BaseModel):
+    id: int | None = Field(description="null for the milestones given when the incident was recorded")
+    type: str
+    milestone: str | None
+    at: datetime
+    previous_at: datetime | None = Field(description="with a correction or reopening: the value it replaced")
+    note: str | None
+    reason: str | None
+    actor: str
+    recorded_at: datetime
+
+
+class IncidentOut(BaseModel):
+    id: int
+    agency: str
+    title: str
+    severity: str
+    category: str
+    tlp: str | None
+    description: str | None
+    source: str
+    external_id: str | None
+    detected_at: datetime
+    analysed_at: datetime | None
+    notified_at: datetime | None
+    acknowledged_at: datetime | None
+    contained_at: datetime | None
+    resolved_at: datetime | None
+    excluded: bool
+    exclusion_reason: str | None
+    created_by: str
+    created_at: datetime
+    sla: SlaOut
+    timeline: list[EventOut] | None = None
+
+
+class IncidentPage(BaseModel):
+    items: list[IncidentOut]
+    next_cursor: str | None
+
+
+class BulkResult(BaseModel):
+    accepted: int
+    duplicates: int
+    rejected: list[dict[str, Any]]
+
+
+class Latency(BaseModel):
+    p50: float | None
+    p90: float | None
+    p95: float | None
+    max: float | None
+
+
+class FiguresOut(BaseModel):
+    total: int
+    met: int
+    breached: int
+    pending: int
+    at_risk: int
+    excluded: int
+    no_clock: int
+    compliance: float | None
+    shortfall: float | None
+    status: Literal["green", "yellow", "red"] | None
+    latency_seconds: Latency
+
+
+class GroupOut(FiguresOut):
+    key: str
+
+
+class PeriodOut(BaseModel):
+    label: str
+    start: datetime
+    end: datetime
+
+
+class SlaReport(FiguresOut):
+    period: PeriodOut
+    target: float
+    groups: list[GroupOut]
+
+
+class Problem(BaseModel):
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    errors: list[dict[str, Any]] | None = None
+
+
+class TokenIn(Strict):
+    name: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$")]
+    role: Role
+    agency: AgencyCode | None = None

@@ -1,0 +1,80 @@
+"""SLA figures of a period from the database, grouped as asked; the API, metrics and exports share it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from certmon.core.periods import Period
+from certmon.core.policy import Policy
+from certmon.core.sla import Figures, shortfall, status_colour
+from certmon.store.db import Queries
+
+GROUPS = ("agency", "sector", "severity", "month")
+
+
+def figures_json(row: asyncpg.Record | Mapping[str, Any], policy: Policy) -> dict[str, Any]:
+    figures = Figures(
+        total=row["total"],
+        met=row["met"],
+        breached=row["breached"],
+        pending=row["pending"],
+        at_risk=row["at_risk"],
+        excluded=row["excluded"],
+        no_clock=row["no_clock"],
+    )
+    compliance = figures.compliance
+    target = policy.compliance_target
+    percentiles = row["delay_percentiles"] or [None, None, None]
+    return {
+        "total": figures.total,
+        "met": figures.met,
+        "breached": figures.breached,
+        "pending": figures.pending,
+        "at_risk": figures.at_risk,
+        "excluded": figures.excluded,
+        "no_clock": figures.no_clock,
+        "compliance": compliance,
+        "shortfall": shortfall(compliance, target),
+        "status": status_colour(compliance, target, policy.green_max_shortfall, policy.yellow_max_shortfall),
+        "latency_seconds": {
+            "p50": percentiles[0],
+            "p90": percentiles[1],
+            "p95": percentiles[2],
+            "max": row["delay_max"],
+        },
+    }
+
+
+EMPTY = {
+    "total": 0, "met": 0, "breached": 0, "pending": 0, "at_risk": 0, "excluded": 0, "no_clock": 0,
+    "delay_percentiles": None, "delay_max": None,
+}  # fmt: skip
+
+
+async def report(
+    conn: asyncpg.Connection,
+    q: Queries,
+    policy: Policy,
+    period: Period,
+    now: datetime,
+    *,
+    agency: str | None = None,
+    sector: str | None = None,
+    severity: str | None = None,
+    group_by: str | None = None,
+) -> dict[str, Any]:
+    """The period's overall figures, plus one entry per group when ``group_by`` is given."""
+    args = (period.start, period.end, now, agency, sector)
+    tail = (severity, policy.timezone)
+    overall = await conn.fetchrow(q["sla_figures"], *args, "", *tail)
+    groups = await conn.fetch(q["sla_figures"], *args, group_by, *tail) if group_by else []
+    return {
+        "period": {"label": period.label, "start": period.start.isoformat(), "end": period.end.isoformat()},
+        "target": policy.compliance_target,
+        **figures_json(overall or EMPTY, policy),
+        "groups": [{"key": g["key"], **figures_json(g, policy)} for g in groups],
+    }

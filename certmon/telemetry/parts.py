@@ -1,0 +1,202 @@
+"""The parts of the metrics snapshot: each reads the database in the snapshot's transaction and returns families."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import asyncpg
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+
+from certmon.core.periods import current_month, fiscal_year_to_date, month_period
+from certmon.core.policy import SCALE_POINTS, Policy
+from certmon.core.sla import SLA_STATES
+from certmon.store.db import Queries
+from certmon.telemetry.conventions import (
+    DECIDED_STATES,
+    DELAY_BUCKETS,
+    EXPORT_LAST_MONTH_END,
+    EXPORT_LAST_SUCCESS,
+    OPEN_STATES,
+    SATISFACTION_LABELS,
+    SATISFACTION_RATIO,
+    SATISFACTION_RESPONSES,
+    SATISFACTION_TARGET,
+    SATISFACTION_TARGET_LABELS,
+    SLA_AGENCY_COMPLIANCE,
+    SLA_AGENCY_COMPLIANCE_LABELS,
+    SLA_COMPLIANCE,
+    SLA_COMPLIANCE_LABELS,
+    SLA_DECIDED,
+    SLA_DECIDED_LABELS,
+    SLA_DELAY,
+    SLA_DELAY_LABELS,
+    SLA_INCIDENTS,
+    SLA_INCIDENTS_LABELS,
+    SLA_OPEN_INCIDENTS,
+    SLA_OPEN_INCIDENTS_LABELS,
+    SLA_TARGET,
+    WINDOWS,
+)
+from certmon.telemetry.snapshot import Family
+
+
+async def survey_families(conn: asyncpg.Connection, q: Queries, policy: Policy, now: datetime) -> list[Family]:
+    """Satisfaction ratio (mean / 5) and responses per service for this month and fiscal year, and each target.
+
+    A service without answers in a window has no ratio sample rather than a misleading 0.
+    """
+    services = policy.surveys.services
+    ratio: list[tuple[tuple[str, ...], float]] = []
+    responses: list[tuple[tuple[str, ...], float]] = []
+    for window, period in zip(
+        WINDOWS, (current_month(now, policy.tz), fiscal_year_to_date(now, policy.tz)), strict=True
+    ):
+        rows = {r["service"]: r for r in await conn.fetch(q["survey_service_totals"], period.start, period.end)}
+        for name in services:
+            row = rows.get(name)
+            responses.append(((name, window), float(row["responses"]) if row else 0.0))
+            if row and row["answers"]:
+                ratio.append(((name, window), int(row["score_sum"]) / int(row["answers"]) / SCALE_POINTS))
+    return [
+        Family(
+            SATISFACTION_RATIO,
+            "satisfaction: mean answer / 5, by survey service and window (month, fiscal_year to date; Bangkok time)",
+            SATISFACTION_LABELS,
+            ratio,
+        ),
+        Family(
+            SATISFACTION_RESPONSES,
+            "survey responses submitted, by survey service and window (month, fiscal_year to date; Bangkok time)",
+            SATISFACTION_LABELS,
+            responses,
+        ),
+        Family(
+            SATISFACTION_TARGET,
+            "satisfaction target of the policy, by survey service",
+            SATISFACTION_TARGET_LABELS,
+            [((name,), service.target) for name, service in services.items()],
+        ),
+    ]
+
+
+async def export_families(conn: asyncpg.Connection, q: Queries, policy: Policy, now: datetime) -> list[Family]:
+    """When the last export succeeded, and the end of the newest exported month; no sample before the first."""
+    row = await conn.fetchrow(q["export_last_success"])
+    last, month = (row["generated_at"], row["month"]) if row is not None else (None, None)
+    success: list[tuple[tuple[str, ...], float]] = [] if last is None else [((), last.timestamp())]
+    month_end: list[tuple[tuple[str, ...], float]] = (
+        [((), month_period(int(month[:4]), int(month[5:]), policy.tz).end.timestamp())] if month else []
+    )
+    return [
+        Family(
+            EXPORT_LAST_SUCCESS,
+            "when the newest monthly SLA export revision was stored (Unix time)",
+            (),
+            success,
+        ),
+        Family(
+            EXPORT_LAST_MONTH_END,
+            "end of the newest exported month, Bangkok midnight (Unix time); alert when older than ~32 days",
+            (),
+            month_end,
+        ),
+    ]
+
+
+async def sla_families(conn: asyncpg.Connection, q: Queries, policy: Policy, now: datetime) -> list[Family]:
+    """Compliance, counts per agency, severity and state for both windows, open clocks, and the target."""
+    month, fiscal_year = current_month(now, policy.tz), fiscal_year_to_date(now, policy.tz)
+    rows = await conn.fetch(q["metrics_window_counts"], fiscal_year.start, fiscal_year.end, month.start, month.end, now)
+    # Every state of an (agency, severity) that has incidents in a window is written, zeros included, so that
+    # a ratio such as met / (met + breached) exists (and is 0) for an agency without a single met incident.
+    counts: dict[tuple[str, str, str, str], dict[str, int]] = {}
+    for row in rows:
+        for window in WINDOWS:
+            if row[window]:
+                key = (window, row["agency"], row["sector"], row["severity"])
+                counts.setdefault(key, dict.fromkeys(SLA_STATES, 0))[row["state"]] += row[window]
+    incidents: list[tuple[tuple[str, ...], float]] = [
+        ((*key, state), float(n)) for key, states in sorted(counts.items()) for state, n in states.items()
+    ]
+
+    national: dict[str, list[int]] = {window: [0, 0] for window in WINDOWS}
+    agencies: dict[tuple[str, str, str], list[int]] = {}
+    for (window, agency, sector, _), states in counts.items():
+        for total in (national[window], agencies.setdefault((window, agency, sector), [0, 0])):
+            total[0] += states["met"]
+            total[1] += states["met"] + states["breached"]
+
+    open_rows = await conn.fetch(q["metrics_open_counts"], now)
+    open_counts: dict[tuple[str, str, str], dict[str, int]] = {}
+    for row in open_rows:
+        clock = (row["agency"], row["sector"], row["severity"])
+        open_counts.setdefault(clock, dict.fromkeys(OPEN_STATES, 0))[row["state"]] += row["n"]
+
+    return [
+        Family(
+            SLA_TARGET,
+            "share of decided incidents that must meet their SLA (policy compliance_target)",
+            (),
+            [((), policy.compliance_target)],
+        ),
+        Family(
+            SLA_COMPLIANCE,
+            "met / (met + breached) of incidents whose clock started in the window; absent while none is decided",
+            SLA_COMPLIANCE_LABELS,
+            [((window,), met / decided) for window, (met, decided) in national.items() if decided],
+        ),
+        Family(
+            SLA_AGENCY_COMPLIANCE,
+            "met / (met + breached) of an agency's incidents whose clock started in the window",
+            SLA_AGENCY_COMPLIANCE_LABELS,
+            [(key, met / decided) for key, (met, decided) in sorted(agencies.items()) if decided],
+        ),
+        Family(
+            SLA_INCIDENTS,
+            "incidents whose clock started in the window, by agency, severity and SLA state now",
+            SLA_INCIDENTS_LABELS,
+            incidents,
+        ),
+        Family(
+            SLA_OPEN_INCIDENTS,
+            "incidents whose SLA clock is running, by agency, severity and state (pending, at_risk, breached)",
+            SLA_OPEN_INCIDENTS_LABELS,
+            [((*key, state), float(n)) for key, states in sorted(open_counts.items()) for state, n in states.items()],
+        ),
+    ]
+
+
+async def sla_history(conn: asyncpg.Connection, q: Queries, policy: Policy, now: datetime) -> list[Metric]:
+    """All-time decisions and the delay histogram, recounted from the database: a restart never zeroes them."""
+    decided = CounterMetricFamily(
+        SLA_DECIDED,
+        "incidents ever decided (met, or breached: notified late or overdue), by sector, severity and state",
+        labels=list(SLA_DECIDED_LABELS),
+    )
+    found: dict[tuple[str, str], dict[str, int]] = {}
+    for row in await conn.fetch(q["metrics_decided_counts"], now):
+        found.setdefault((row["sector"], row["severity"]), dict.fromkeys(DECIDED_STATES, 0))[row["state"]] += row["n"]
+    for (sector, severity), states in sorted(found.items()):
+        for state, n in states.items():
+            decided.add_metric([sector, severity, state], n)
+
+    histogram = HistogramMetricFamily(
+        SLA_DELAY,
+        "SLA delay of every stopped clock (start milestone to stop milestone, calendar seconds), by severity",
+        labels=list(SLA_DELAY_LABELS),
+    )
+    bounds = [*DELAY_BUCKETS, float("inf")]
+    buckets: dict[str, list[float]] = {severity: [0.0] * len(bounds) for severity in policy.severities}
+    sums: dict[str, float] = dict.fromkeys(policy.severities, 0.0)
+    for row in await conn.fetch(q["metrics_delay_buckets"], bounds):
+        if row["severity"] in buckets:
+            buckets[row["severity"]][bounds.index(row["le"])] = row["cumulative"]
+            sums[row["severity"]] = row["total_seconds"]
+    for severity, counts in buckets.items():
+        labelled = [(_le(bound), count) for bound, count in zip(bounds, counts, strict=True)]
+        histogram.add_metric([severity], labelled, sums[severity])
+    return [decided, histogram]
+
+
+def _le(bound: float) -> str:
+    return "+Inf" if bound == float("inf") else repr(bound)

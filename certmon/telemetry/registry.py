@@ -1,0 +1,77 @@
+"""Prometheus metrics on a registry owned by the application, never the global one."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
+
+from certmon import __version__
+from certmon.telemetry.conventions import (
+    BUILD_INFO,
+    HTTP_REQUEST_LABELS,
+    HTTP_REQUEST_SECONDS,
+    HTTP_REQUEST_SECONDS_LABELS,
+    HTTP_REQUESTS,
+    INCIDENTS_INGESTED,
+    INCIDENTS_REJECTED,
+    KNOWN_SOURCES,
+    OTHER_SOURCE,
+    REJECT_REASONS,
+    REQUEST_BUCKETS,
+)
+from certmon.telemetry.snapshot import Snapshot, SnapshotCollector, SnapshotHealth
+
+
+class Metrics:
+    def __init__(self, snapshot: Snapshot | None = None, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        self.build_info = Gauge(BUILD_INFO, "certmon version running; always 1", ["version"], registry=self.registry)
+        self.build_info.labels(version=__version__).set(1)
+        self.requests = Counter(
+            HTTP_REQUESTS, "HTTP requests answered", list(HTTP_REQUEST_LABELS), registry=self.registry
+        )
+        self.request_seconds = Histogram(
+            HTTP_REQUEST_SECONDS,
+            "time to answer an HTTP request",
+            list(HTTP_REQUEST_SECONDS_LABELS),
+            buckets=REQUEST_BUCKETS,
+            registry=self.registry,
+        )
+        self.ingested = Counter(INCIDENTS_INGESTED, "incidents stored, by source", ["source"], registry=self.registry)
+        self.rejected = Counter(
+            INCIDENTS_REJECTED,
+            "incident records refused, by source and reason",
+            ["source", "reason"],
+            registry=self.registry,
+        )
+        # Label sets known in advance start at zero, so that rate() sees the first increment.
+        for source in ("api", "bulk"):
+            self.ingested.labels(source=source)
+            for reason in REJECT_REASONS:
+                self.rejected.labels(source=source, reason=reason)
+        self.snapshot = snapshot or Snapshot()
+        self.registry.register(SnapshotCollector(self.snapshot))
+        self.registry.register(SnapshotHealth(self.snapshot))
+
+    def count_imported(self, source: str, created: int, unmatched: int, rejected: Mapping[str, int]) -> None:
+        """An import's incidents, its alerts that matched no agency, and its records refused by reason."""
+        if created:
+            self.ingested.labels(source=source).inc(created)
+        if unmatched:
+            self.rejected.labels(source=source, reason="unmatched").inc(unmatched)
+        for reason, count in rejected.items():
+            self.rejected.labels(source=source, reason=reason).inc(count)
+
+
+def source_label(source: str) -> str:
+    return source if source in KNOWN_SOURCES else OTHER_SOURCE

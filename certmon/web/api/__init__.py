@@ -1,0 +1,23 @@
+"""The HTTP API under /api/v1: each concept's module contributes its routes and operation records."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from certmon.web.api import agencies, exports, incidents, ingest, reports, sla, surveys
+from certmon.web.api.common import Api, json_response
+from certmon.web.api.openapi import document
+
+MODULES: tuple[Api, ...] = (agencies.api, incidents.api, sla.api, surveys.api, ingest.api, exports.api, reports.api)
+PUBLIC_PATHS = frozenset({"/api/v1/openapi.json", exports.PUBLIC_KEY_PATH})
+
+
+def setup_routes(app: web.Application) -> None:
+    spec = document(op for module in MODULES for op in module.operations)
+
+    async def openapi(request: web.Request) -> web.Response:
+        return json_response(spec)
+
+    for module in MODULES:
+        app.router.add_routes(module.routes)
+    app.router.add_get("/api/v1/openapi.json", openapi)

@@ -1,0 +1,204 @@
+"""What every handler shares: JSON in and out, query parameters, the caller, the connection."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, TypeVar, overload
+
+import asyncpg
+import pydantic
+from aiohttp import web
+
+from certmon.core.access import Principal
+from certmon.core.errors import BadRequest, Invalid, PayloadTooLarge
+from certmon.core.models import NUL_MESSAGE, error_message, to_utc
+from certmon.store import db
+from certmon.web import appkeys
+
+M = TypeVar("M", bound=pydantic.BaseModel)
+T = TypeVar("T")
+Handler = Callable[[web.Request], Any]
+
+
+def _default(value: object) -> object:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, pydantic.BaseModel):
+        return value.model_dump(mode="json")
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def dumps(data: Any) -> str:
+    return json.dumps(data, default=_default, ensure_ascii=False)
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response(data, status=status, dumps=dumps, headers=headers)
+
+
+def validation_problem(error: pydantic.ValidationError) -> Invalid:
+    """The first error names the field; all of them travel in ``errors``."""
+    items = []
+    for e in error.errors():
+        loc = [str(p) for p in e["loc"]]
+        message = error_message(e)
+        # Model-level checks report the field inside the message ("notified_at: is earlier than ...").
+        if not loc and ": " in message:
+            name, _, message = message.partition(": ")
+            loc = [name]
+        items.append({"field": ".".join(loc) or "body", "message": message})
+    first = Invalid(items[0]["field"], items[0]["message"])
+    first.extra["errors"] = items
+    return first
+
+
+async def read_json(request: web.Request, max_bytes: int = 1_000_000) -> Any:
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise PayloadTooLarge(f"body larger than {max_bytes} bytes")
+    raw = await request.read()
+    if len(raw) > max_bytes:  # a chunked body announces no length
+        raise PayloadTooLarge(f"body larger than {max_bytes} bytes")
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise BadRequest(f"body is not valid JSON: {exc}") from None
+
+
+async def read_model(request: web.Request, model: type[M], max_bytes: int = 1_000_000) -> M:
+    body = await read_json(request, max_bytes)
+    try:
+        return model.model_validate(body)
+    except pydantic.ValidationError as exc:
+        raise validation_problem(exc) from None
+
+
+@overload
+def query(request: web.Request, name: str) -> str | None: ...
+
+
+@overload
+def query(request: web.Request, name: str, convert: Callable[[str], T]) -> T | None: ...
+
+
+def query(request: web.Request, name: str, convert: Callable[[str], Any] | None = None) -> Any:
+    """A query parameter, converted; a value the converter refuses is a 422 naming the parameter."""
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return None
+    if "\x00" in raw:
+        raise Invalid(name, NUL_MESSAGE)
+    if convert is None:
+        return raw
+    try:
+        return convert(raw)
+    except ValueError as exc:
+        raise Invalid(name, str(exc) or f"bad value {raw!r}") from None
+
+
+def row_id(raw: str) -> int | None:
+    """raw as a row id (a positive PostgreSQL bigint), or None when no row could have it."""
+    try:
+        value = int(raw)
+    except ValueError:
+        return None
+    return value if 1 <= value <= 2**63 - 1 else None
+
+
+def page_limit(raw: str) -> int:
+    """A page size between 1 and 1000."""
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError("must be a whole number between 1 and 1000") from None
+    if not 1 <= value <= 1000:
+        raise ValueError("must be between 1 and 1000")
+    return value
+
+
+async def read_ndjson(request: web.Request, max_lines: int, max_bytes: int) -> list[bytes]:
+    """The lines of an NDJSON body, refused whole (413) when it is too large to take in one request."""
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise PayloadTooLarge(f"body larger than {max_bytes} bytes")
+    lines = (await request.read()).splitlines()
+    if sum(1 for line in lines if line.strip()) > max_lines:
+        raise PayloadTooLarge(f"more than {max_lines} lines; split the file")
+    return lines
+
+
+def choice(*allowed: str) -> Callable[[str], str]:
+    def convert(raw: str) -> str:
+        if raw not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}")
+        return raw
+
+    return convert
+
+
+def aware_datetime(raw: str) -> datetime:
+    value = datetime.fromisoformat(raw)
+    if value.tzinfo is None:
+        raise ValueError("must carry a UTC offset, e.g. 2021-08-01T00:00:00+07:00")
+    return to_utc(value)
+
+
+def principal(request: web.Request) -> Principal:
+    caller: Principal = request[appkeys.PRINCIPAL]
+    return caller
+
+
+@contextlib.asynccontextmanager
+async def connection(request: web.Request) -> AsyncIterator[asyncpg.Connection]:
+    app = request.app
+    async with db.connection(app[appkeys.POOL], app[appkeys.SETTINGS].db_timeout_seconds) as conn:
+        yield conn
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    name: str
+    description: str
+    schema: dict[str, Any] = field(default_factory=lambda: {"type": "string"})
+    required: bool = False
+    where: str = "query"
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    method: str
+    path: str
+    summary: str
+    roles: Sequence[str]
+    body: type[pydantic.BaseModel] | None = None
+    body_media: str = "application/json"
+    response: type[pydantic.BaseModel] | None = None
+    status: int = 200
+    params: Sequence[Param] = ()
+    responses: dict[int, str] = field(default_factory=dict)
+
+
+class Api:
+    """A route table that also records each operation for the OpenAPI document."""
+
+    def __init__(self) -> None:
+        self.routes = web.RouteTableDef()
+        self.operations: list[Operation] = []
+
+    def operation(self, method: str, path: str, **spec: Any) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            self.routes.route(method, path)(handler)
+            self.operations.append(Operation(method=method.lower(), path=path, **spec))
+            return handler
+
+        return register
+
+
+def now(request: web.Request) -> datetime:
+    """The current instant as the app's clock tells it."""
+    return request.app[appkeys.CLOCK]()

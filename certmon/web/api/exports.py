@@ -1,0 +1,170 @@
+"""Monthly SLA exports: list, download, trigger, and the public key that verifies them.
+
+Agency tokens get 403 here: a revision is signed as a whole, so serving an agency only its own rows would serve
+files no manifest vouches for. Agencies read their own figures from /api/v1/sla.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from datetime import datetime
+from typing import Annotated, Any
+
+from aiohttp import web
+from pydantic import BaseModel, Field
+
+from certmon.core import signing
+from certmon.core.errors import Invalid, NotFound
+from certmon.core.periods import parse_period
+from certmon.store import exports
+from certmon.web import appkeys
+from certmon.web.api.common import Api, Param, connection, json_response, now, principal, query, read_model
+
+api = Api()
+READERS = ("admin", "auditor")
+REVISION_RE = re.compile(r"[1-9][0-9]{0,8}")  # revisions are positive integers (PostgreSQL integer)
+MONTH_RE = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
+PUBLIC_KEY_PATH = "/api/v1/exports/public-key"
+
+
+class ExportFile(BaseModel):
+    name: str
+    media_type: str
+    size: int
+    sha256: str
+
+
+class ExportRevision(BaseModel):
+    month: str
+    revision: int
+    period_start: datetime
+    period_end: datetime
+    evaluated_at: datetime
+    content_sha256: str
+    policy_hash: str
+    restated: bool
+    generated_at: datetime
+    generated_by: str
+    files: list[ExportFile]
+
+
+class ExportList(BaseModel):
+    items: list[ExportRevision]
+
+
+class ExportIn(BaseModel):
+    month: Annotated[str, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", examples=["2021-08"])]
+
+
+class ExportOut(BaseModel):
+    month: str
+    revision: int
+    created: bool
+    restated: bool
+    generated_at: datetime
+
+
+def _month(raw: str) -> str:
+    if not MONTH_RE.fullmatch(raw):
+        raise ValueError("must be a month as YYYY-MM, e.g. 2021-08")
+    return raw
+
+
+@api.operation(
+    "GET",
+    "/api/v1/exports",
+    summary="Stored export revisions, newest month first",
+    roles=READERS,
+    response=ExportList,
+    params=(Param("month", "only this month, YYYY-MM"),),
+)
+async def list_exports(request: web.Request) -> web.Response:
+    principal(request).require(*READERS)
+    month = query(request, "month", _month)
+    async with connection(request) as conn:
+        rows = await conn.fetch(request.app[appkeys.QUERIES]["export_list"], month)
+    items: list[dict[str, Any]] = [{**dict(r), "files": json.loads(r["files"])} for r in rows]
+    return json_response({"items": items})
+
+
+@api.operation(
+    "POST",
+    "/api/v1/exports",
+    summary="Export a month now, or restate it when its data changed (a new revision); unchanged data returns 200",
+    roles=("admin",),
+    body=ExportIn,
+    response=ExportOut,
+    status=201,
+    responses={200: "the month's data is unchanged; the latest revision is returned", 409: "the month is not over"},
+)
+async def create_export(request: web.Request) -> web.Response:
+    caller = principal(request)
+    caller.require("admin")
+    body = await read_model(request, ExportIn)
+    app = request.app
+    policy = app[appkeys.POLICY]
+    period = parse_period(body.month, policy.tz)
+    key = await asyncio.to_thread(signing.load_or_create_key, app[appkeys.SETTINGS].effective_signing_key_path)
+    async with connection(request) as conn:
+        result = await exports.export_month(conn, app[appkeys.QUERIES], policy, key, period, now(request), caller.name)
+    out = {
+        "month": result.month,
+        "revision": result.revision,
+        "created": result.created,
+        "restated": result.restated,
+        "generated_at": result.generated_at,
+    }
+    return json_response(out, status=201 if result.created else 200)
+
+
+@api.operation(
+    "GET",
+    PUBLIC_KEY_PATH,
+    summary="The Ed25519 public key (PEM) that verifies export manifests; no token needed",
+    roles=("public",),
+)
+async def public_key(request: web.Request) -> web.Response:
+    path = request.app[appkeys.SETTINGS].effective_signing_key_path
+    key = await asyncio.to_thread(signing.load_or_create_key, path)
+    return web.Response(
+        text=signing.public_pem(key),
+        content_type="application/x-pem-file",
+        headers={"X-Key-Fingerprint": signing.key_fingerprint(key)},
+    )
+
+
+@api.operation(
+    "GET",
+    "/api/v1/exports/{month}/{revision}/{file}",
+    summary="One file of a revision (CSV, JSON, XLSX, manifest.json, manifest.sig, public-key.pem)",
+    roles=READERS,
+    params=(
+        Param("month", "YYYY-MM", required=True, where="path"),
+        Param("revision", "revision number, or latest", required=True, where="path"),
+        Param("file", "file name as listed", required=True, where="path"),
+    ),
+    responses={404: "no such month, revision or file"},
+)
+async def download(request: web.Request) -> web.Response:
+    principal(request).require(*READERS)
+    month, raw_revision, name = (request.match_info[k] for k in ("month", "revision", "file"))
+    if not MONTH_RE.fullmatch(month):
+        raise Invalid("month", "must be a month as YYYY-MM, e.g. 2021-08")
+    if raw_revision != "latest" and not REVISION_RE.fullmatch(raw_revision):
+        raise Invalid("revision", "must be a revision number or latest")
+    revision = None if raw_revision == "latest" else int(raw_revision)
+    q = request.app[appkeys.QUERIES]
+    async with connection(request) as conn:
+        row = await exports.revision_row(conn, q, month, revision)
+        if row is None:
+            raise NotFound(f"no export of {month} revision {raw_revision}")
+        files = await exports.files_of(conn, q, row)
+    if name not in files:
+        raise NotFound(f"{month} revision {row['revision']} has no file {name!r} (it has: {', '.join(files)})")
+    media, data = files[name]
+    content_type, _, charset = media.partition("; charset=")
+    response = web.Response(body=data, content_type=content_type, charset=charset or None)
+    response.headers["Content-Disposition"] = f'attachment; filename="certmon-{month}-r{row["revision"]}-{name}"'
+    return response

@@ -1,0 +1,210 @@
+"""Incidents, their timelines and bulk ingest."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from certmon.core.access import READ_ALL
+from certmon.core.errors import BadRequest, Conflict, Invalid, NotFound
+from certmon.core.models import BulkResult, EventIn, IncidentIn, IncidentOut, IncidentPage
+from certmon.core.sla import SLA_STATES
+from certmon.store import bulk, incidents
+from certmon.telemetry.registry import source_label
+from certmon.web import appkeys
+from certmon.web.api.common import (
+    Api,
+    Param,
+    aware_datetime,
+    choice,
+    connection,
+    json_response,
+    now,
+    page_limit,
+    principal,
+    query,
+    read_model,
+    read_ndjson,
+    row_id,
+)
+
+api = Api()
+WRITERS = ("admin", "analyst")
+MAX_BULK_BYTES = 50_000_000  # 10,000 lines of a few KiB each
+ID = Param("id", "incident id", {"type": "integer"}, required=True, where="path")
+
+
+def incident_id(request: web.Request) -> int:
+    raw = request.match_info["id"]
+    value = row_id(raw)
+    if value is None:
+        raise NotFound(f"no incident {raw!r}")
+    return value
+
+
+def _count(request: web.Request, source: str, accepted: int = 0, **rejected: int) -> None:
+    """Ingest counters: accepted records, and refused ones by reason (invalid, conflict)."""
+    metrics = request.app[appkeys.METRICS]
+    label = source_label(source)
+    if accepted:
+        metrics.ingested.labels(source=label).inc(accepted)
+    for reason, count in rejected.items():
+        if count:
+            metrics.rejected.labels(source=label, reason=reason).inc(count)
+
+
+@api.operation(
+    "POST",
+    "/api/v1/incidents",
+    summary="Record an incident (idempotent on source + external_id)",
+    roles=WRITERS,
+    body=IncidentIn,
+    response=IncidentOut,
+    status=201,
+    responses={
+        200: "the same incident was recorded before",
+        409: "the key exists with a different body",
+        422: "a field is invalid",
+    },
+)
+async def create_incident(request: web.Request) -> web.Response:
+    caller = principal(request)
+    caller.require(*WRITERS)
+    app = request.app
+    policy = app[appkeys.POLICY]
+    source = "api"
+    try:
+        data = await read_model(request, IncidentIn)
+        source = data.source
+        async with connection(request) as conn:
+            row, created = await incidents.create(conn, app[appkeys.QUERIES], policy, data, caller.name)
+    except (Invalid, BadRequest):
+        _count(request, source, invalid=1)
+        raise
+    except Conflict:
+        _count(request, source, conflict=1)
+        raise
+    _count(request, source, accepted=int(created))
+    return json_response(incidents.to_json(row, policy, now(request)), status=201 if created else 200)
+
+
+@api.operation(
+    "POST",
+    "/api/v1/incidents/bulk",
+    summary="Record up to 10,000 incidents from NDJSON, one per line",
+    roles=WRITERS,
+    body=IncidentIn,
+    body_media="application/x-ndjson",
+    response=BulkResult,
+)
+async def bulk_incidents(request: web.Request) -> web.Response:
+    caller = principal(request)
+    caller.require(*WRITERS)
+    lines = await read_ndjson(request, bulk.MAX_LINES, MAX_BULK_BYTES)
+    app = request.app
+    q = app[appkeys.QUERIES]
+    async with app[appkeys.BULK_SLOTS], connection(request) as conn, connection(request) as lookup:
+        agencies = {r["code"] for r in await lookup.fetch(q["agency_codes"])}
+        outcome = await bulk.ingest(
+            conn, lookup, q, app[appkeys.POLICY], agencies, caller.name, lines, app[appkeys.PARSER]
+        )
+    conflicts = sum(1 for r in outcome.rejected if r["error"].startswith("conflict:"))
+    _count(request, "bulk", outcome.accepted, invalid=len(outcome.rejected) - conflicts, conflict=conflicts)
+    return json_response(outcome.as_json())
+
+
+@api.operation(
+    "GET",
+    "/api/v1/incidents/{id}",
+    summary="One incident with its timeline",
+    roles=(*READ_ALL, "agency"),
+    response=IncidentOut,
+    params=(ID,),
+)
+async def get_incident(request: web.Request) -> web.Response:
+    caller = principal(request)
+    app = request.app
+    q = app[appkeys.QUERIES]
+    async with connection(request) as conn:
+        row = await incidents.get(conn, q, incident_id(request))
+        if caller.role == "agency" and row["agency_code"] != caller.agency:
+            raise NotFound(f"no incident {row['id']}")  # do not reveal other agencies' incidents exist
+        timeline = await conn.fetch(q["incident_events"], row["id"])
+    return json_response(incidents.to_json(row, app[appkeys.POLICY], now(request), timeline))
+
+
+@api.operation(
+    "POST",
+    "/api/v1/incidents/{id}/events",
+    summary="Append a timeline event",
+    roles=WRITERS,
+    body=EventIn,
+    response=IncidentOut,
+    status=201,
+    params=(ID,),
+    responses={409: "the milestone is recorded already", 422: "a field is invalid"},
+)
+async def add_event(request: web.Request) -> web.Response:
+    caller = principal(request)
+    caller.require(*WRITERS)
+    event = await read_model(request, EventIn)
+    app = request.app
+    q = app[appkeys.QUERIES]
+    policy = app[appkeys.POLICY]
+    async with connection(request) as conn:
+        row = await incidents.add_event(conn, q, policy, incident_id(request), event, caller.name, now(request))
+        timeline = await conn.fetch(q["incident_events"], row["id"])
+    return json_response(incidents.to_json(row, policy, now(request), timeline), status=201)
+
+
+LIST_PARAMS = (
+    Param("agency", "agency code"),
+    Param("severity", "a severity of the policy"),
+    Param("state", "open or closed (resolved)", {"enum": ["open", "closed"]}),
+    Param("sla", "SLA state now", {"enum": list(SLA_STATES)}),
+    Param("since", "detected at or after (RFC 3339)", {"type": "string", "format": "date-time"}),
+    Param("until", "detected before (RFC 3339)", {"type": "string", "format": "date-time"}),
+    Param("limit", "page size, 1-1000 (default 100)", {"type": "integer"}),
+    Param("cursor", "next_cursor of the previous page"),
+)
+
+
+@api.operation(
+    "GET",
+    "/api/v1/incidents",
+    summary="List incidents, newest first",
+    roles=(*READ_ALL, "agency"),
+    response=IncidentPage,
+    params=LIST_PARAMS,
+)
+async def list_incidents(request: web.Request) -> web.Response:
+    caller = principal(request)
+    app = request.app
+    policy = app[appkeys.POLICY]
+    agency = caller.scope(query(request, "agency"))
+    severity = query(request, "severity", choice(*policy.severities))
+    state = query(request, "state", choice("open", "closed"))
+    sla_state = query(request, "sla", choice(*SLA_STATES))
+    since = query(request, "since", aware_datetime)
+    until = query(request, "until", aware_datetime)
+    limit = query(request, "limit", page_limit) or 100
+    cursor = request.query.get("cursor")
+    after = incidents.decode_cursor(cursor) if cursor else None
+    if since is not None and until is not None and until <= since:
+        raise Invalid("until", "must be later than since")
+    instant = now(request)
+    async with connection(request) as conn:
+        rows = await conn.fetch(
+            app[appkeys.QUERIES]["incident_page"],
+            agency,
+            severity,
+            state,
+            sla_state,
+            instant,
+            since,
+            until,
+            after,
+            limit + 1,
+        )
+    page = rows[:limit]
+    next_cursor = incidents.encode_cursor(page[-1]["id"]) if len(rows) > limit else None
+    return json_response({"items": [incidents.to_json(r, policy, instant) for r in page], "next_cursor": next_cursor})

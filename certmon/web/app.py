@@ -1,0 +1,126 @@
+"""The application factory: middlewares, routes, and every resource's paired set-up and teardown."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ProcessPoolExecutor
+
+import asyncpg
+import structlog
+from aiohttp import web
+
+from certmon.core.clock import Clock, utc_now
+from certmon.core.policy import Policy, load_policy
+from certmon.core.settings import Settings
+from certmon.store import bulk, db, incidents, migrations
+from certmon.store.db import Queries
+from certmon.store.tokens import TokenCache
+from certmon.telemetry.registry import Metrics
+from certmon.telemetry.snapshot import Snapshot
+from certmon.web import appkeys
+from certmon.web.api import setup_routes
+from certmon.web.api.common import json_response
+from certmon.web.metrics import handle_metrics
+from certmon.web.middlewares import authenticate, problems, request_context
+
+log = structlog.get_logger("certmon")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+STARTUP_WAIT_SECONDS = 60.0  # how long start-up waits for a database that is not up yet
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    app = request.app
+    async with db.connection(app[appkeys.POOL], app[appkeys.SETTINGS].db_timeout_seconds) as conn:
+        await conn.fetchval("SELECT 1")
+    return json_response({"status": "ready"})
+
+
+async def _prepare_database(app: web.Application, url: str) -> None:
+    """Wait for the database, migrate it, and bring stored clocks in line with the policy in force."""
+    settings = app[appkeys.SETTINGS]
+    deadline = time.monotonic() + STARTUP_WAIT_SECONDS
+    while True:
+        try:
+            conn = await asyncpg.connect(url, timeout=settings.db_timeout_seconds)
+        except db.OUTAGE_ERRORS as exc:
+            if time.monotonic() > deadline:
+                raise
+            log.warning("waiting for the database", error=type(exc).__name__)
+            await asyncio.sleep(1.0)
+            continue
+        try:
+            await migrations.migrate(conn)
+            recomputed = await incidents.recompute_stale(conn, app[appkeys.QUERIES], app[appkeys.POLICY])
+            if recomputed:
+                log.info("clocks recomputed under the policy in force", incidents=recomputed)
+        finally:
+            await conn.close()
+        return
+
+
+def database_context(url: str | None) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        settings = app[appkeys.SETTINGS]
+        async with db.database_url(url or settings.database_url, settings.data_dir) as resolved:
+            await _prepare_database(app, resolved)
+            pool = await db.create_pool(
+                resolved, min_size=settings.pool_min, max_size=settings.pool_max, timeout=settings.db_timeout_seconds
+            )
+            app[appkeys.POOL] = pool
+            try:
+                yield
+            finally:
+                await pool.close()
+
+    return ctx
+
+
+async def parser_context(app: web.Application) -> AsyncIterator[None]:
+    """Worker processes for bulk validation, started (and warmed) once, shut down with the app."""
+    workers = app[appkeys.SETTINGS].parse_workers
+    if workers == 0:
+        app[appkeys.PARSER] = None
+        yield
+        return
+    executor = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    await asyncio.get_running_loop().run_in_executor(
+        executor, bulk.parse_chunk, app[appkeys.POLICY], frozenset(), "warm-up", b"", 1
+    )
+    app[appkeys.PARSER] = executor
+    try:
+        yield
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    policy: Policy | None = None,
+    database_url: str | None = None,
+    snapshot: Snapshot | None = None,
+    clock: Clock = utc_now,
+) -> web.Application:
+    """The HTTP service; its database, parse workers and (from the composition root) jobs start with it."""
+    app = web.Application(middlewares=[request_context, problems, authenticate], client_max_size=64 * 1024**2)
+    app[appkeys.SETTINGS] = settings
+    app[appkeys.CLOCK] = clock
+    app[appkeys.POLICY] = policy or load_policy(settings.policy_path)
+    app[appkeys.QUERIES] = Queries.load()
+    app[appkeys.TOKENS] = TokenCache(settings.token_cache_seconds)
+    app[appkeys.METRICS] = Metrics(snapshot)
+    app[appkeys.BULK_SLOTS] = asyncio.Semaphore(max(1, settings.pool_max // 2))
+    app.cleanup_ctx.append(database_context(database_url))
+    app.cleanup_ctx.append(parser_context)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", handle_metrics)
+    setup_routes(app)
+    return app

@@ -1,0 +1,33 @@
+"""Typed keys for everything the application holds; the one place that lists its state."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import Executor
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+
+from certmon.core.access import Principal
+from certmon.core.clock import Clock
+from certmon.core.policy import Policy
+from certmon.core.settings import Settings
+from certmon.store.db import Queries
+from certmon.store.tokens import TokenCache
+from certmon.telemetry.registry import Metrics
+
+SETTINGS = web.AppKey("settings", Settings)
+POLICY = web.AppKey("policy", Policy)
+QUERIES = web.AppKey("queries", Queries)
+POOL = web.AppKey("pool", asyncpg.Pool)
+TOKENS = web.AppKey("tokens", TokenCache)
+METRICS = web.AppKey("metrics", Metrics)
+PARSER: web.AppKey[Executor | None] = web.AppKey("parser")  # validates bulk bodies; None: in the event loop
+# A bulk ingest holds two pooled connections; bounding them keeps the pool from being shared out in halves.
+BULK_SLOTS = web.AppKey("bulk_slots", asyncio.Semaphore)
+CLOCK: web.AppKey[Clock] = web.AppKey("clock")  # the current instant of every handler
+SCHEDULER = web.AppKey("scheduler", Any)  # apscheduler's AsyncIOScheduler is untyped
+
+PRINCIPAL = web.RequestKey("principal", Principal)  # who is calling
+REQUEST_ID = web.RequestKey("request_id", str)

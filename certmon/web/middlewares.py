@@ -1,0 +1,111 @@
+"""The middlewares, outermost first: one log line and metric per request, problem bodies, authentication."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+import structlog
+from aiohttp import web
+
+from certmon.core.errors import CertmonError, DatabaseUnavailable, Unauthorized
+from certmon.store import db
+from certmon.web import appkeys
+from certmon.web.api import PUBLIC_PATHS
+from certmon.web.api.common import json_response
+
+log = structlog.get_logger("certmon")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def problem(status: int, title: str, detail: str, **extra: object) -> web.Response:
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
+    response = json_response(body, status=status)
+    response.content_type = "application/problem+json"
+    return response
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """One log line and one metric observation per request, whatever happened inside."""
+    request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
+    request[appkeys.REQUEST_ID] = request_id
+    started = time.perf_counter()
+    status = 500
+    # Bound here and cleared below, so that every line a handler logs names its request and caller, and none of
+    # it leaks into whatever runs next in this context.
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(request_id=request_id)
+    try:
+        response = await handler(request)
+        status = response.status
+        response.headers["X-Request-Id"] = request_id
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        duration = time.perf_counter() - started
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "unmatched"
+        caller = request.get(appkeys.PRINCIPAL)
+        metrics = request.app[appkeys.METRICS]
+        metrics.requests.labels(method=request.method, route=route, status=str(status)).inc()
+        metrics.request_seconds.labels(method=request.method, route=route).observe(duration)
+        if route not in ("/metrics", "/healthz", "/readyz"):
+            log.info(
+                "request",
+                method=request.method,
+                route=route,
+                path=request.path,
+                status=status,
+                duration_ms=round(duration * 1000, 2),
+                request_id=request_id,
+                token=None if caller is None else caller.name,
+            )
+        structlog.contextvars.clear_contextvars()
+
+
+@web.middleware
+async def problems(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The one place where failures become HTTP answers: JSON problem bodies, never a stack trace."""
+    try:
+        return await handler(request)
+    except DatabaseUnavailable as exc:
+        return _unavailable(request, exc.detail)
+    except CertmonError as exc:
+        return problem(exc.status, exc.title, exc.detail, **exc.extra)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return problem(exc.status, exc.reason, exc.text or exc.reason)
+    except db.OUTAGE_ERRORS as exc:
+        return _unavailable(request, f"database unavailable: {type(exc).__name__}")
+    except Exception:
+        log.exception("unhandled error", path=request.path, request_id=request.get(appkeys.REQUEST_ID))
+        return problem(500, "Internal error", "an unexpected error occurred; it has been logged")
+
+
+def _unavailable(request: web.Request, detail: str) -> web.Response:
+    retry_after = request.app[appkeys.SETTINGS].retry_after_seconds
+    response = problem(503, "Service unavailable", detail)
+    response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
+@web.middleware
+async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if not request.path.startswith("/api/v1/") or request.path in PUBLIC_PATHS:
+        return await handler(request)
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("send Authorization: Bearer <token>")
+    app = request.app
+    timeout = app[appkeys.SETTINGS].db_timeout_seconds
+    caller = await app[appkeys.TOKENS].resolve(app[appkeys.POOL], app[appkeys.QUERIES], token.strip(), timeout)
+    if caller is None:
+        raise Unauthorized("unknown or revoked token")
+    request[appkeys.PRINCIPAL] = caller
+    structlog.contextvars.bind_contextvars(token=caller.name)
+    return await handler(request)
