@@ -1,6 +1,20 @@
 # certmon: the SLA monitor of a national CERT.
 # Set CERTMON_DATABASE_URL to use an external PostgreSQL; without it an embedded PostgreSQL keeps its data in
 # /var/lib/certmon (mount a volume there).
+
+# The builder turns the source tree into a wheel; the SQL ships inside it as the package certmon.sql.
+FROM python:3.11-slim AS builder
+
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY certmon ./certmon
+COPY sql ./sql
+RUN pip wheel --no-cache-dir --no-deps -w /wheels .
+
+# The image holds the installed wheel and its dependencies, not the source tree.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -15,13 +29,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN groupadd --system --gid 10001 certmon \
     && useradd --system --uid 10001 --gid certmon --home-dir /var/lib/certmon --create-home certmon
 
-WORKDIR /app
-# The package reads its SQL from /app/sql, so the source tree is installed in place.
-COPY pyproject.toml README.md ./
-COPY certmon ./certmon
-COPY sql ./sql
-RUN pip install --no-cache-dir -e .
+COPY --from=builder /wheels /tmp/wheels
+RUN pip install --no-cache-dir /tmp/wheels/certmon-*.whl \
+    && rm -rf /tmp/wheels
 
+# Empty, and not writable by the service user: `python -c` (the health check) puts it on sys.path.
+WORKDIR /app
 USER 10001:10001
 EXPOSE 8080
 VOLUME ["/var/lib/certmon"]

@@ -18,20 +18,22 @@ CommandGroup = Callable[[Any], None]  # adds its commands to the subparsers obje
 
 
 @contextlib.asynccontextmanager
-async def database(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
-    """A migrated connection to the configured database or the embedded one (started, or joined if running)."""
+async def database(settings: Settings, *, migrate: bool = True) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to the configured database or the embedded one (started, or joined if running), migrated first
+    unless the command is the migration itself."""
     async with db.database_url(settings.database_url, settings.data_dir) as url:
         conn = await asyncpg.connect(url, timeout=settings.db_timeout_seconds)
         try:
-            await migrations.migrate(conn)
+            if migrate:
+                await migrations.migrate(conn)
             yield conn
         finally:
             await conn.close()
 
 
-def run_db(settings: Settings, work: Callable[[asyncpg.Connection], Any]) -> Any:
+def run_db(settings: Settings, work: Callable[[asyncpg.Connection], Any], *, migrate: bool = True) -> Any:
     async def main() -> Any:
-        async with database(settings) as conn:
+        async with database(settings, migrate=migrate) as conn:
             return await work(conn)
 
     return asyncio.run(main())

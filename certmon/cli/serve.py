@@ -34,7 +34,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
-    applied = run_db(settings, migrations.migrate)
+    applied = run_db(settings, migrations.migrate, migrate=False)
     if applied:
         print("applied migrations: " + ", ".join(m.label for m in applied))
     else:
