@@ -32,7 +32,6 @@ from certmon.web import appkeys
 from certmon.wiring import build_app, runtime_of
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
 
 
 def with_database(url: str, name: str) -> str:

@@ -1,4 +1,4 @@
-"""The dashboards and rules against a real Prometheus scraping `certmon demo`: every panel query returns data."""
+"""The dashboards and rules against a real Prometheus scraping certmon, in-process at a fixed instant with demo data."""
 
 from __future__ import annotations
 
@@ -6,21 +6,27 @@ import asyncio
 import contextlib
 import json
 import math
-import os
 import re
 import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 import pytest
+from aiohttp import web
 
 from certmon.core.periods import current_month
-from certmon.core.policy import load_policy
+from certmon.core.policy import Policy
+from certmon.core.settings import Settings
+from certmon.store import db, demo
+from certmon.store.tokens import create_token
+from certmon.wiring import build_app
 from tests.external import require_program
 from tests.test_dashboards import PROMETHEUS, dashboards, panels
 
@@ -31,7 +37,8 @@ BUILT_INS = {"__rate_interval": "30s", "__range": "2m", "__interval": "5s"}
 LABEL_VALUES = re.compile(r"label_values\(\s*([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?)\s*,\s*([a-zA-Z_]\w*)\s*\)")
 VARIABLE = re.compile(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)")
 METRIC = re.compile(r"\bcertmon_[a-z0-9_]+")
-STARTUP_SECONDS = 90.0
+# The instant certmon works at: 14:00 in Bangkok on 15 March 2024, well inside a Bangkok month and in the past.
+NOW = datetime(2024, 3, 15, 7, 0, tzinfo=UTC)
 
 
 def free_port() -> int:
@@ -81,9 +88,9 @@ class Prometheus:
 
 
 @contextlib.asynccontextmanager
-async def process(args: list[str], log: Path, env: dict[str, str] | None = None) -> AsyncIterator[Path]:
+async def process(args: list[str], log: Path) -> AsyncIterator[Path]:
     with log.open("wb") as out:
-        proc = await asyncio.create_subprocess_exec(*args, stdout=out, stderr=asyncio.subprocess.STDOUT, env=env)
+        proc = await asyncio.create_subprocess_exec(*args, stdout=out, stderr=asyncio.subprocess.STDOUT)
     try:
         yield log
     finally:
@@ -93,6 +100,19 @@ async def process(args: list[str], log: Path, env: dict[str, str] | None = None)
         except TimeoutError:
             proc.kill()
             await proc.wait()
+
+
+@contextlib.asynccontextmanager
+async def serving(app: web.Application) -> AsyncIterator[str]:
+    """The app, started with its jobs as `certmon serve` starts it, on a free port of 127.0.0.1; its host:port."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        host, port = runner.addresses[0][:2]
+        yield f"{host}:{port}"
+    finally:
+        await runner.cleanup()
 
 
 async def ok(session: aiohttp.ClientSession, url: str) -> bool:
@@ -176,60 +196,49 @@ async def record(session: aiohttp.ClientSession, url: str, token: str, **fields:
 
 
 async def test_every_dashboard_panel_has_data_and_breached_alert_fires_on_a_real_prometheus(
-    database_url: str, tmp_path: Path
+    database_url: str, conn: asyncpg.Connection, policy: Policy, settings: Settings, tmp_path: Path
 ) -> None:
-    """certmon demo + Prometheus with the rules: alerts fire for a new breached incident, every panel has data."""
+    """certmon with the demo data at NOW + Prometheus with the rules: alerts fire for a new breached incident."""
     prometheus_program = require_program("prometheus")
-    now = datetime.now(UTC)
-    if now - current_month(now, load_policy(None).tz).start < timedelta(hours=3):
-        pytest.skip(
-            "the current Bangkok month began less than three hours ago; the test's incidents would not be in it"
-        )
-    certmon_port, prometheus_port = free_port(), free_port()
-    certmon_url, prometheus_url = f"http://127.0.0.1:{certmon_port}", f"http://127.0.0.1:{prometheus_port}"
-    env = {key: value for key, value in os.environ.items() if not key.startswith("CERTMON_")}
-    env.update(
-        CERTMON_DATABASE_URL=database_url,
-        CERTMON_DATA_DIR=str(tmp_path / "data"),
-        CERTMON_LOG_FORMAT="json",
-        CERTMON_METRICS_REFRESH_SECONDS="1",
+    assert NOW - current_month(NOW, policy.tz).start > timedelta(hours=3)  # the test's incidents fall in NOW's month
+    q = db.Queries.load()
+    assert await demo.load(conn, q, policy, NOW) > 0  # before the service starts, as `certmon demo` loads it
+    admin = await create_token(conn, q, "prometheus-test-admin", "admin", None)
+    app = build_app(
+        replace(settings, scheduler_enabled=True, metrics_refresh_seconds=1.0),
+        policy=policy,
+        database_url=database_url,
+        clock=lambda: NOW,
     )
-    config = {
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "rule_files": [str(RULES)],
-        "scrape_configs": [{"job_name": "certmon", "static_configs": [{"targets": [f"127.0.0.1:{certmon_port}"]}]}],
-    }
-    (tmp_path / "prometheus.yml").write_text(json.dumps(config), encoding="utf-8")
-    certmon = [str(Path(sys.executable).with_name("certmon")), "demo", "--port", str(certmon_port)]
-    prometheus_args = [
-        prometheus_program,
-        f"--config.file={tmp_path / 'prometheus.yml'}",
-        f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-        f"--web.listen-address=127.0.0.1:{prometheus_port}",
-        "--log.level=warn",
-    ]
+    prometheus_port = free_port()
     async with (
         aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session,
-        process(certmon, tmp_path / "certmon.log", env) as certmon_log,
-        process(prometheus_args, tmp_path / "prometheus.log") as prometheus_log,
+        serving(app) as certmon_address,
     ):
-        try:
-            await run_checks(session, certmon_url, Prometheus(session, prometheus_url), certmon_log)
-        except BaseException:
-            for log in (certmon_log, prometheus_log):
-                text = await asyncio.to_thread(log.read_text, errors="replace")
-                sys.stderr.write(f"--- {log.name}\n{text[-6000:]}\n")
-            raise
+        config = {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "rule_files": [str(RULES)],
+            "scrape_configs": [{"job_name": "certmon", "static_configs": [{"targets": [certmon_address]}]}],
+        }
+        (tmp_path / "prometheus.yml").write_text(json.dumps(config), encoding="utf-8")
+        prometheus_args = [
+            prometheus_program,
+            f"--config.file={tmp_path / 'prometheus.yml'}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{prometheus_port}",
+            "--log.level=warn",
+        ]
+        async with process(prometheus_args, tmp_path / "prometheus.log") as prometheus_log:
+            prometheus = Prometheus(session, f"http://127.0.0.1:{prometheus_port}")
+            try:
+                await run_checks(session, f"http://{certmon_address}", prometheus, admin)
+            except BaseException:
+                text = await asyncio.to_thread(prometheus_log.read_text, errors="replace")
+                sys.stderr.write(f"--- {prometheus_log.name}\n{text[-6000:]}\n")
+                raise
 
 
-async def run_checks(session: aiohttp.ClientSession, certmon_url: str, prometheus: Prometheus, log: Path) -> None:
-    async def token() -> str | None:
-        for line in (await asyncio.to_thread(log.read_text, errors="replace")).splitlines():
-            if line.startswith("admin token: "):
-                return line.removeprefix("admin token: ").strip()
-        return None
-
-    admin = await until("certmon demo to load and print its token", token, STARTUP_SECONDS)
+async def run_checks(session: aiohttp.ClientSession, certmon_url: str, prometheus: Prometheus, admin: str) -> None:
     await until("certmon to answer", lambda: ok(session, f"{certmon_url}/healthz"))
     await until("Prometheus to be ready", lambda: ok(session, f"{prometheus.url}/-/ready"))
     # A first scrape before the new incidents, so that their decisions show as an increase.
@@ -241,10 +250,9 @@ async def run_checks(session: aiohttp.ClientSession, certmon_url: str, prometheu
     agency = {"code": AGENCY, "name": "Prometheus test agency", "sector": "public-health"}
     async with session.post(f"{certmon_url}/api/v1/agencies", json=agency, headers=headers) as response:
         assert response.status == 201, await response.text()
-    now = datetime.now(UTC)
-    await record(session, certmon_url, admin, severity="critical", detected_at=(now - timedelta(hours=2)).isoformat())
-    await record(session, certmon_url, admin, severity="high", detected_at=(now - timedelta(minutes=50)).isoformat())
-    met = now - timedelta(minutes=30)
+    await record(session, certmon_url, admin, severity="critical", detected_at=(NOW - timedelta(hours=2)).isoformat())
+    await record(session, certmon_url, admin, severity="high", detected_at=(NOW - timedelta(minutes=50)).isoformat())
+    met = NOW - timedelta(minutes=30)
     await record(
         session, certmon_url, admin, severity="high", detected_at=met.isoformat(),
         notified_at=(met + timedelta(minutes=12)).isoformat(),

@@ -33,7 +33,8 @@ async def refresh(runtime: Runtime, now: datetime) -> bool:
     snapshot.duration_seconds = time.perf_counter() - started
     if failed:
         return False
-    snapshot.last_success = now.timestamp()
+    # Freshness is measured on the machine's clock, as the age gauge is: a refresh as of another instant is still new.
+    snapshot.last_success = time.time()
     log.info("metrics snapshot refreshed", samples=snapshot.samples, seconds=round(snapshot.duration_seconds, 3))
     return True
 
