@@ -41,10 +41,11 @@ def job_installers() -> tuple[JobInstaller, ...]:
 
 
 def runtime_of(app: web.Application, clock: Clock = utc_now) -> Runtime:
-    """What the jobs are handed of a started app: its settings, policy, queries, pool and snapshot."""
+    """What the jobs are handed of a started app: its settings, policy, ingest mapping, queries, pool and snapshot."""
     return Runtime(
         settings=app[appkeys.SETTINGS],
         policy=app[appkeys.POLICY],
+        ingest_mapping=app[appkeys.INGEST_MAPPING],
         queries=app[appkeys.QUERIES],
         pool=app[appkeys.POOL],
         snapshot=app[appkeys.METRICS].snapshot,

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+from certmon.core.access import ROLES
 from certmon.web import appkeys
+from certmon.web.api import MODULES, OPENAPI_PATH, PUBLIC_PATHS
 from tests.conftest import Api
 
 NEW_AGENCY = {
@@ -51,6 +54,38 @@ async def test_roles_limit_what_a_token_may_do(api: Api) -> None:
     assert (await api.call("POST", "/api/v1/incidents", "agency", json=incident))[0] == 403
     assert (await api.call("POST", "/api/v1/agencies", "analyst", json=NEW_AGENCY))[0] == 403
     assert (await api.call("POST", "/api/v1/agencies", "admin", json=NEW_AGENCY))[0] == 201
+
+
+# A value for each path parameter that lets a permitted caller past the URL (MOF is the agency token's own).
+PATH_VALUES = {"code": "MOF", "id": "1", "month": "2021-08", "revision": "1", "file": "manifest.json"}
+
+
+async def test_every_operation_refuses_exactly_the_roles_it_does_not_list(api: Api) -> None:
+    """Each role an operation's record leaves out gets 403, each it lists does not, and public ones need no token."""
+    operations = [op for module in MODULES for op in module.operations]
+    routes = {
+        (r.method.lower(), r.resource.canonical)
+        for r in api.app.router.routes()
+        if r.resource is not None and r.resource.canonical.startswith("/api/v1/") and r.method != "HEAD"
+    }
+    assert routes == {(op.method, op.path) for op in operations} | {("get", OPENAPI_PATH)}
+    assert not {op.path for op in operations if not op.public} & PUBLIC_PATHS  # those would skip authentication
+    _, spec = await raw(api, "GET", OPENAPI_PATH)
+    for op in operations:
+        assert spec["paths"][op.path][op.method]["description"] == f"Roles: {', '.join(op.roles)}."
+        path = re.sub(r"\{(\w+)\}", lambda m: PATH_VALUES[m[1]], op.path)
+        if op.public:
+            async with api.client.request(op.method, path) as response:
+                assert response.status not in (401, 403), op.path
+            continue
+        assert set(op.roles) <= set(ROLES), op.path
+        for role in ROLES:
+            status, body = await api.call(op.method, path, role)
+            if role in op.roles:
+                assert status != 403, (op.method, op.path, role, body)
+            else:
+                assert status == 403, (op.method, op.path, role, body)
+                assert body["detail"] == f"role {role!r} may not do this; needs one of: {', '.join(op.roles)}"
 
 
 async def test_agency_token_sees_only_its_own_agency(api: Api) -> None:

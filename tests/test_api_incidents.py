@@ -62,13 +62,15 @@ async def test_same_source_and_external_id_returns_the_existing_incident(api: Ap
 
 
 async def test_same_key_with_a_different_body_is_a_conflict(api: Api) -> None:
-    """A second body under an existing key is refused with 409, not merged."""
-    await api.call("POST", "/api/v1/incidents", json=incident(source="suricata", external_id="flow-1"))
+    """A second body under an existing key is refused with 409, not merged, naming the key and the stored incident."""
+    _, stored = await api.call("POST", "/api/v1/incidents", json=incident(source="suricata", external_id="flow-1"))
     status, body = await api.call(
         "POST", "/api/v1/incidents", json=incident(source="suricata", external_id="flow-1", title="other")
     )
     assert status == 409
     assert "different body" in body["detail"]
+    assert body["detail"] == "source 'suricata' external_id 'flow-1' exists with a different body"
+    assert body["incident_id"] == stored["id"]
 
 
 async def test_same_instant_in_another_offset_is_the_same_body(api: Api) -> None:

@@ -108,6 +108,21 @@ def test_settings_read_from_the_environment() -> None:
         Settings.from_env({"CERTMON_METRICS_REFRESH_SECONDS": "0"})
 
 
+@pytest.mark.parametrize(("raw", "reason"), [("soon", "could not convert"), ("-1", "must not be negative")])
+def test_a_bad_token_cache_time_is_a_settings_error_naming_the_variable(raw: str, reason: str) -> None:
+    """CERTMON_TOKEN_CACHE_SECONDS must be a number of seconds, zero (no cache) or more."""
+    with pytest.raises(SettingsError, match=f"CERTMON_TOKEN_CACHE_SECONDS='{raw}': {reason}"):
+        Settings.from_env({"CERTMON_TOKEN_CACHE_SECONDS": raw})
+    assert Settings.from_env({"CERTMON_TOKEN_CACHE_SECONDS": "0"}).token_cache_seconds == 0
+
+
+def test_a_negative_token_cache_time_stops_start_up() -> None:
+    """The command refuses to start with exit 2 and a message naming the variable."""
+    result = certmon("migrate", env=environment(CERTMON_TOKEN_CACHE_SECONDS="-1"))
+    assert result.returncode == 2
+    assert "configuration error: CERTMON_TOKEN_CACHE_SECONDS='-1': must not be negative" in result.stderr
+
+
 def test_serve_on_the_embedded_database_while_tokens_are_created(tmp_path: Path) -> None:
     """With no database URL, serve starts an embedded PostgreSQL; the CLI joins it; SIGTERM exits 0 and stops it."""
     env = environment(CERTMON_DATA_DIR=str(tmp_path / "data"), CERTMON_SCHEDULER="off")
@@ -147,3 +162,12 @@ def test_serve_on_the_embedded_database_while_tokens_are_created(tmp_path: Path)
         for line in request_lines
     )
     assert not (tmp_path / "data" / "pg" / "postmaster.pid").exists(), "the embedded database stopped with the service"
+
+
+def test_a_bad_ingest_mapping_stops_start_up(tmp_path: Path) -> None:
+    """A mapping TOML with a bad value stops start-up with exit 2 and names the key."""
+    mapping = tmp_path / "mapping.toml"
+    mapping.write_text('[eve.severities]\n"1" = "urgent"\n')
+    result = certmon("serve", env=environment(CERTMON_INGEST_MAPPING=str(mapping)))
+    assert result.returncode == 2
+    assert "configuration error: ingest mapping eve.severities.1: 'urgent'" in result.stderr

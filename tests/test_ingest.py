@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,7 +14,6 @@ import pytest
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from conftest import Api
 
-from certmon.core.settings import Settings
 from certmon.core.sources import eve as eve_source
 from certmon.core.sources import key_prefix
 from certmon.core.sources.mapping import IngestMapping, MappingError, load_mapping
@@ -23,19 +21,13 @@ from certmon.jobs.forget import install_forget
 from certmon.store import grouping
 from certmon.web import appkeys
 
-SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "suricata"
+SAMPLES = Path(__file__).parent / "data" / "suricata"
 NETWORKS = json.loads((Path(__file__).parent / "fixtures" / "suricata-networks.json").read_text())
 WINDOW = timedelta(minutes=30)
 
 
 def sample(name: str) -> list[dict[str, Any]]:
-    path = SAMPLES / f"{name}.alerts.json"
-    if not path.is_file():
-        message = f"Suricata samples not found at {SAMPLES} (shared/ is expected beside the repository)"
-        if os.environ.get("CERTMON_REQUIRE_ALL") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    records: list[dict[str, Any]] = json.loads(path.read_bytes())
+    records: list[dict[str, Any]] = json.loads((SAMPLES / f"{name}.alerts.json").read_bytes())
     return records
 
 
@@ -377,9 +369,7 @@ async def test_remember_days_must_be_a_positive_number_of_days(tmp_path: Path) -
         load_mapping(path)
 
 
-async def test_the_nightly_job_forgets_keys_only_when_remember_days_is_set(
-    make_api: Any, settings: Settings, tmp_path: Path
-) -> None:
+async def test_the_nightly_job_forgets_keys_only_when_remember_days_is_set(make_api: Any, tmp_path: Path) -> None:
     """The job is installed for 03:30 Bangkok with remember_days, not without; run, it drops old keys and samples."""
     bkk = ZoneInfo("Asia/Bangkok")
     noon = datetime(2026, 11, 2, 12, 0, tzinfo=bkk)
@@ -387,7 +377,7 @@ async def test_the_nightly_job_forgets_keys_only_when_remember_days_is_set(
     mapping = tmp_path / "mapping.toml"
     mapping.write_text("remember_days = 30\n")
     api: Api = await make_api(ingest_mapping=mapping)
-    install_forget(replace(api.runtime(noon), settings=settings), scheduler)  # no ingest mapping: every key is kept
+    install_forget(replace(api.runtime(noon), ingest_mapping=IngestMapping()), scheduler)  # no remember_days
     assert scheduler.get_job("ingest-forget") is None
 
     install_forget(api.runtime(noon), scheduler)

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import json
 import random
+import re
+from dataclasses import replace
 from pathlib import Path
 
 import asyncpg
 import pytest
 
 from certmon.core.policy import Policy
+from certmon.core.settings import Settings
 from certmon.core.sources.mapping import MappingError, load_mapping
 from certmon.core.sources.records import RecordError, RecordReader
 from certmon.store import db
 from certmon.store.networks import NetworkTable, agency_for_address
+from certmon.web.app import create_app
 
 
 def read_in_chunks(data: bytes, size: int) -> list[tuple[int, object]]:
@@ -77,3 +81,21 @@ def test_a_mapping_file_naming_an_unknown_severity_or_category_is_refused_naming
     assert mapping.window.total_seconds() == 600
     with pytest.raises(MappingError, match=r"eve.severities.1: 'urgent' is no severity"):
         mapping.check(Policy())
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("window_minutes = -5\n", "window_minutes"),
+        ('[wazuh.levels]\ncritical = "high"\n', "wazuh.levels.critical"),
+        ('[alertmanager.severities]\ncritical = "urgent"\n', "alertmanager.severities.critical"),
+    ],
+)
+def test_an_unusable_mapping_file_stops_the_app_being_created(
+    tmp_path: Path, settings: Settings, text: str, key: str
+) -> None:
+    """A bad value, or a severity the policy lacks, is a MappingError naming the key when the app is created."""
+    path = tmp_path / "mapping.toml"
+    path.write_text(text)
+    with pytest.raises(MappingError, match=re.escape(f"{key}: ")):
+        create_app(replace(settings, ingest_mapping=path))

@@ -284,6 +284,8 @@ async def test_response_is_idempotent_on_external_id_and_a_changed_body_conflict
     assert first[0] == 201 and again[0] == 200
     assert again[1]["id"] == first[1]["id"]
     assert changed[0] == 409
+    assert changed[1]["detail"] == f"service {SECURITY!r} external_id 'form-1' exists with a different body"
+    assert changed[1]["response_id"] == first[1]["id"]
     other_service = await api.call("POST", "/api/v1/surveys/responses", json=one(service=CII, answers={"guidance": 5}))
     assert other_service[0] == 201  # external ids are unique per service
     assert (await summary(api, "period=2021-08"))["responses"] == 2

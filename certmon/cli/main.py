@@ -15,6 +15,7 @@ from certmon.core.access import default_token_name
 from certmon.core.errors import CertmonError
 from certmon.core.policy import PolicyError, load_policy
 from certmon.core.settings import Settings, SettingsError
+from certmon.core.sources.mapping import MappingError, load_mapping
 
 GC_YOUNG_THRESHOLD = 10_000  # see tune_gc
 
@@ -44,8 +45,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser(command_groups()).parse_args(argv)
     try:
         settings = Settings.from_env()
-        load_policy(settings.policy_path)
-    except (SettingsError, PolicyError) as exc:
+        policy = load_policy(settings.policy_path)
+        load_mapping(settings.ingest_mapping).check(policy)
+    except (SettingsError, PolicyError, MappingError) as exc:
         print(f"certmon: configuration error: {exc}", file=sys.stderr)
         return 2
     logs.configure(settings.log_format, settings.log_level)

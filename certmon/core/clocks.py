@@ -110,8 +110,11 @@ class Clocks:
         )  # fmt: skip
         return clock_values(self._clock(data.severity, m))
 
-    def insert_args(self, data: IncidentIn, actor: str) -> tuple[Any, ...]:
-        """The values of one incidents row, in the column order of incident_insert and incident_stage."""
+    def insert_args(self, data: IncidentIn, actor: str, digest: str | None = None) -> tuple[Any, ...]:
+        """The values of one incidents row, in the column order of incident_insert and incident_stage.
+
+        ``digest`` is body_hash(data), from a caller that keeps it to compare with a row stored under the same key.
+        """
         self.check_severity(data.severity)
         return (
             data.agency,
@@ -122,7 +125,7 @@ class Clocks:
             data.description,
             data.source,
             data.external_id,
-            body_hash(data),
+            body_hash(data) if digest is None else digest,
             data.detected_at,
             data.analysed_at,
             data.notified_at,

@@ -101,8 +101,11 @@ def body_hash(data: ResponseIn, answers_json: str | None = None) -> str:
     return hashlib.sha256(json.dumps(canonical, ensure_ascii=False).encode()).hexdigest()
 
 
-def insert_args(policy: Policy, data: ResponseIn, actor: str) -> tuple[Any, ...]:
-    """The values of one survey_responses row, in the column order of survey_response_insert and survey_stage."""
+def insert_args(policy: Policy, data: ResponseIn, actor: str, digest: str | None = None) -> tuple[Any, ...]:
+    """The values of one survey_responses row, in the column order of survey_response_insert and survey_stage.
+
+    ``digest`` is body_hash(data), from a caller that keeps it to compare with a row stored under the same key.
+    """
     check(policy, data)
     scores = data.answers.values()
     answers_json = json.dumps(data.answers, sort_keys=True)
@@ -117,7 +120,7 @@ def insert_args(policy: Policy, data: ResponseIn, actor: str) -> tuple[Any, ...]
         mask_emails(data.comment),
         data.channel,
         data.external_id,
-        body_hash(data, answers_json),
+        body_hash(data, answers_json) if digest is None else digest,
         actor,
     )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -37,7 +37,6 @@ class Settings:
     export_hour: int = 1  # Bangkok hour on the 1st of the month when last month's export runs
     signing_key_path: Path | None = None
     ingest_mapping: Path | None = None  # TOML: alert severities, categories, labels, grouping window
-    extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def effective_signing_key_path(self) -> Path:
@@ -74,10 +73,10 @@ class Settings:
 
             return check
 
-        def non_negative(convert: Callable[[str], int]) -> Callable[[str], int]:
-            def check(raw: str) -> int:
+        def non_negative(convert: Callable[[str], T]) -> Callable[[str], T]:
+            def check(raw: str) -> T:
                 value = convert(raw)
-                if value < 0:
+                if value < 0:  # type: ignore[operator]
                     raise ValueError("must not be negative")
                 return value
 
@@ -127,7 +126,7 @@ class Settings:
             pool_max=pool_max,
             db_timeout_seconds=get("DB_TIMEOUT_SECONDS", positive(float), 5.0),
             retry_after_seconds=get("RETRY_AFTER_SECONDS", positive(int), 5),
-            token_cache_seconds=get("TOKEN_CACHE_SECONDS", float, 2.0),
+            token_cache_seconds=get("TOKEN_CACHE_SECONDS", non_negative(float), 2.0),
             parse_workers=get("PARSE_WORKERS", non_negative(int), 2),
             metrics_refresh_seconds=get("METRICS_REFRESH_SECONDS", positive(float), 15.0),
             sweep_seconds=get("SWEEP_SECONDS", positive(float), 60.0),

@@ -9,7 +9,6 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from certmon.core.errors import DatabaseUnavailable
 from certmon.core.sources import eve, wazuh
-from certmon.core.sources.mapping import load_mapping
 from certmon.jobs.runtime import Runtime
 from certmon.store import db, grouping
 
@@ -19,7 +18,7 @@ SOURCES = (eve.SOURCE, wazuh.SOURCE)  # the sources whose alerts are imported th
 
 async def forget(runtime: Runtime, now: datetime) -> tuple[int, int] | None:
     """Forget what is older than ``remember_days`` before now: (keys, unmatched alerts), None if not configured."""
-    remember = load_mapping(runtime.settings.ingest_mapping).remember
+    remember = runtime.ingest_mapping.remember
     if remember is None:
         return None
     try:
@@ -34,7 +33,7 @@ async def forget(runtime: Runtime, now: datetime) -> tuple[int, int] | None:
 
 def install_forget(runtime: Runtime, scheduler: AsyncIOScheduler) -> None:
     """At 03:30 Bangkok time, when the ingest mapping sets ``remember_days``."""
-    if load_mapping(runtime.settings.ingest_mapping).remember is None:
+    if runtime.ingest_mapping.remember is None:
         return
 
     async def job() -> None:

@@ -1,4 +1,4 @@
-"""What a job is handed: the service's settings, policy, queries, pool and snapshot, and the clock it runs on."""
+"""What a job is handed: the service's settings, policy, ingest mapping, queries, pool and snapshot, and its clock."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from certmon.core.clock import Clock, utc_now
 from certmon.core.policy import Policy
 from certmon.core.settings import Settings
+from certmon.core.sources.mapping import IngestMapping
 from certmon.store.db import Queries
 from certmon.telemetry.snapshot import Snapshot
 
@@ -20,6 +21,7 @@ from certmon.telemetry.snapshot import Snapshot
 class Runtime:
     settings: Settings
     policy: Policy
+    ingest_mapping: IngestMapping  # the app's, loaded and checked at start; jobs never read the file again
     queries: Queries
     pool: asyncpg.Pool
     snapshot: Snapshot

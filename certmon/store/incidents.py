@@ -9,34 +9,26 @@ from typing import Any
 
 import asyncpg
 
-from certmon.core.clocks import ALL_MILESTONES, Clocks, clock_values
+from certmon.core.clocks import ALL_MILESTONES, Clocks, body_hash, clock_values
 from certmon.core.errors import Conflict, Invalid, NotFound
 from certmon.core.models import MILESTONES, EventIn, IncidentIn
 from certmon.core.policy import Policy
 from certmon.core.sla import Clock, elapsed_seconds, state_at
 from certmon.store.db import Queries
+from certmon.store.idempotent import insert_or_compare
 
 
 async def create(
     conn: asyncpg.Connection, q: Queries, policy: Policy, data: IncidentIn, actor: str
 ) -> tuple[asyncpg.Record, bool]:
     """Store an incident; returns it and whether it is new. The same key with another body is a conflict."""
-    args = Clocks(policy).insert_args(data, actor)
+    digest = body_hash(data)
+    args = Clocks(policy).insert_args(data, actor, digest)
+    key = {"source": data.source, "external_id": data.external_id}
     try:
-        row = await conn.fetchrow(q["incident_insert"], *args)
+        return await insert_or_compare(conn, q["incident_insert"], args, q["incident_by_key"], key, digest, "incident")
     except asyncpg.ForeignKeyViolationError:
         raise Invalid("agency", f"unknown agency {data.agency!r}") from None
-    if row is not None:
-        return row, True
-    existing = await conn.fetchrow(q["incident_by_key"], data.source, data.external_id)
-    if existing is None:  # deleted between the two statements: cannot happen, incidents are never deleted
-        raise Conflict("the incident key was taken concurrently; retry")
-    if existing["body_hash"] != args[8]:
-        raise Conflict(
-            f"source {data.source!r} external_id {data.external_id!r} exists with a different body",
-            incident_id=existing["id"],
-        )
-    return existing, False
 
 
 async def get(conn: asyncpg.Connection, q: Queries, incident_id: int) -> asyncpg.Record:

@@ -14,36 +14,29 @@ from typing import Any
 import asyncpg
 import pydantic
 
-from certmon.core.errors import CertmonError, Conflict, Invalid
+from certmon.core.errors import CertmonError, Invalid
 from certmon.core.periods import (
     Period,
 )
 from certmon.core.policy import Policy
-from certmon.core.satisfaction import ResponseIn, check_filters, figures, insert_args, target_of
+from certmon.core.satisfaction import ResponseIn, body_hash, check_filters, figures, insert_args, target_of
 from certmon.store.bulk import BulkOutcome, describe
 from certmon.store.db import Queries, bulk_transaction
+from certmon.store.idempotent import insert_or_compare
 
 
 async def create(
     conn: asyncpg.Connection, q: Queries, policy: Policy, data: ResponseIn, actor: str
 ) -> tuple[asyncpg.Record, bool]:
     """Store a response; returns it and whether it is new. The same key with another body is a conflict."""
-    args = insert_args(policy, data, actor)
+    digest = body_hash(data)
+    args = insert_args(policy, data, actor, digest)
+    key = {"service": data.service, "external_id": data.external_id}
+    insert, by_key = q["survey_response_insert"], q["survey_response_by_key"]
     try:
-        row = await conn.fetchrow(q["survey_response_insert"], *args)
+        return await insert_or_compare(conn, insert, args, by_key, key, digest, "response")
     except asyncpg.ForeignKeyViolationError:
         raise Invalid("agency", f"unknown agency {data.agency!r}") from None
-    if row is not None:
-        return row, True
-    existing = await conn.fetchrow(q["survey_response_by_key"], data.service, data.external_id)
-    if existing is None:  # responses are never deleted, so the key that blocked the insert is still there
-        raise Conflict("the response key was taken concurrently; retry")
-    if existing["body_hash"] != args[10]:
-        raise Conflict(
-            f"service {data.service!r} external_id {data.external_id!r} exists with a different body",
-            response_id=existing["id"],
-        )
-    return existing, False
 
 
 def to_json(row: asyncpg.Record | Mapping[str, Any]) -> dict[str, Any]:

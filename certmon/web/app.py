@@ -15,6 +15,7 @@ from aiohttp import web
 from certmon.core.clock import Clock, utc_now
 from certmon.core.policy import Policy, load_policy
 from certmon.core.settings import Settings
+from certmon.core.sources.mapping import load_mapping
 from certmon.store import bulk, db, incidents, migrations
 from certmon.store.db import Queries
 from certmon.store.tokens import TokenCache
@@ -108,11 +109,17 @@ def create_app(
     snapshot: Snapshot | None = None,
     clock: Clock = utc_now,
 ) -> web.Application:
-    """The HTTP service; its database, parse workers and (from the composition root) jobs start with it."""
+    """The HTTP service; its database, parse workers and (from the composition root) jobs start with it.
+
+    A policy or ingest mapping that cannot be used raises here (PolicyError, MappingError), before anything starts.
+    """
     app = web.Application(middlewares=[request_context, problems, authenticate], client_max_size=64 * 1024**2)
     app[appkeys.SETTINGS] = settings
     app[appkeys.CLOCK] = clock
     app[appkeys.POLICY] = policy or load_policy(settings.policy_path)
+    mapping = load_mapping(settings.ingest_mapping)
+    mapping.check(app[appkeys.POLICY])
+    app[appkeys.INGEST_MAPPING] = mapping
     app[appkeys.QUERIES] = Queries.load()
     app[appkeys.TOKENS] = TokenCache(settings.token_cache_seconds)
     app[appkeys.METRICS] = Metrics(snapshot)

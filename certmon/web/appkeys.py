@@ -13,12 +13,14 @@ from certmon.core.access import Principal
 from certmon.core.clock import Clock
 from certmon.core.policy import Policy
 from certmon.core.settings import Settings
+from certmon.core.sources.mapping import IngestMapping
 from certmon.store.db import Queries
 from certmon.store.tokens import TokenCache
 from certmon.telemetry.registry import Metrics
 
 SETTINGS = web.AppKey("settings", Settings)
 POLICY = web.AppKey("policy", Policy)
+INGEST_MAPPING = web.AppKey("ingest_mapping", IngestMapping)  # loaded and checked against POLICY at start
 QUERIES = web.AppKey("queries", Queries)
 POOL = web.AppKey("pool", asyncpg.Pool)
 TOKENS = web.AppKey("tokens", TokenCache)

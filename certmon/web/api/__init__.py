@@ -9,7 +9,9 @@ from certmon.web.api.common import Api, json_response
 from certmon.web.api.openapi import document
 
 MODULES: tuple[Api, ...] = (agencies.api, incidents.api, sla.api, surveys.api, ingest.api, exports.api, reports.api)
-PUBLIC_PATHS = frozenset({"/api/v1/openapi.json", exports.PUBLIC_KEY_PATH})
+OPENAPI_PATH = "/api/v1/openapi.json"
+# Taken from the operations' own roles, so that what the document calls public is what needs no token.
+PUBLIC_PATHS = frozenset({OPENAPI_PATH, *(op.path for m in MODULES for op in m.operations if op.public)})
 
 
 def setup_routes(app: web.Application) -> None:
@@ -20,4 +22,4 @@ def setup_routes(app: web.Application) -> None:
 
     for module in MODULES:
         app.router.add_routes(module.routes)
-    app.router.add_get("/api/v1/openapi.json", openapi)
+    app.router.add_get(OPENAPI_PATH, openapi)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ import asyncpg
 import pydantic
 from aiohttp import web
 
-from certmon.core.access import Principal
+from certmon.core.access import ROLES, Principal
 from certmon.core.errors import BadRequest, Invalid, PayloadTooLarge
 from certmon.core.models import NUL_MESSAGE, error_message, to_utc
 from certmon.store import db
@@ -23,6 +24,7 @@ from certmon.web import appkeys
 M = TypeVar("M", bound=pydantic.BaseModel)
 T = TypeVar("T")
 Handler = Callable[[web.Request], Any]
+PUBLIC = "public"  # the role of an operation that needs no token
 
 
 def _default(value: object) -> object:
@@ -182,21 +184,43 @@ class Operation:
     params: Sequence[Param] = ()
     responses: dict[int, str] = field(default_factory=dict)
 
+    @property
+    def public(self) -> bool:
+        return tuple(self.roles) == (PUBLIC,)
+
 
 class Api:
-    """A route table that also records each operation for the OpenAPI document."""
+    """A route table that records each operation for the OpenAPI document and enforces the roles it states."""
 
     def __init__(self) -> None:
         self.routes = web.RouteTableDef()
         self.operations: list[Operation] = []
 
-    def operation(self, method: str, path: str, **spec: Any) -> Callable[[Handler], Handler]:
+    def operation(self, method: str, path: str, *, roles: Sequence[str], **spec: Any) -> Callable[[Handler], Handler]:
+        """Route the handler, refusing (403) a caller whose role is not in ``roles``; ``(PUBLIC,)`` needs no token.
+
+        The roles are enforced here and nowhere else, so that the OpenAPI document states exactly what is checked.
+        """
+        op = Operation(method=method.lower(), path=path, roles=tuple(roles), **spec)
+        if not op.public and (not roles or any(role not in ROLES for role in roles)):
+            raise ValueError(f"{method} {path}: roles must be ({PUBLIC!r},) or some of {', '.join(ROLES)}: {roles!r}")
+
         def register(handler: Handler) -> Handler:
-            self.routes.route(method, path)(handler)
-            self.operations.append(Operation(method=method.lower(), path=path, **spec))
-            return handler
+            routed = handler if op.public else _requiring(op.roles, handler)
+            self.routes.route(method, path)(routed)
+            self.operations.append(op)
+            return routed
 
         return register
+
+
+def _requiring(roles: Sequence[str], handler: Handler) -> Handler:
+    @functools.wraps(handler)
+    async def guarded(request: web.Request) -> Any:
+        principal(request).require(*roles)
+        return await handler(request)
+
+    return guarded
 
 
 def now(request: web.Request) -> datetime:

