@@ -84,6 +84,19 @@ async def database_url(server_url: str, template_database: str) -> AsyncIterator
 
 
 @pytest.fixture
+async def empty_database_url(server_url: str) -> AsyncIterator[str]:
+    """A database with no migrations applied, of this test's own."""
+    name = f"certmon_empty_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield with_database(server_url, name)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture
 async def conn(database_url: str) -> AsyncIterator[asyncpg.Connection]:
     connection = await asyncpg.connect(database_url)
     try:

@@ -7,16 +7,14 @@ import json
 import os
 import shutil
 import sys
-import uuid
 import zipfile
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
 import pytest
 
 from certmon.core.access import hash_token
-from tests.conftest import REPO, with_database
+from tests.conftest import REPO
 
 # What a wheel build reads is copied, not built in place: an in-tree build would write build/ into the shared working
 # tree, and a stale build/lib left there would ship files that the tree no longer has.
@@ -24,19 +22,6 @@ NOT_COPIED = shutil.ignore_patterns(
     ".git", "*venv*", "__pycache__", "*.egg-info", "build", "dist", ".*cache*", ".hypothesis", "tests", "certmon-data"
 )
 OFFLINE = ("Failed to establish a new connection", "Temporary failure in name resolution", "Network is unreachable")
-
-
-@pytest.fixture
-async def new_database_url(server_url: str) -> AsyncIterator[str]:
-    """An empty database of this test's own on the test server, dropped afterwards."""
-    name = f"certmon_wheel_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield with_database(server_url, name)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 async def run(*command: str | Path, cwd: Path, env: dict[str, str], timeout: float = 300) -> tuple[str, str]:
@@ -60,7 +45,7 @@ async def run(*command: str | Path, cwd: Path, env: dict[str, str], timeout: flo
 
 @pytest.mark.timeout(900)
 async def test_the_wheel_installed_in_a_new_virtualenv_migrates_and_creates_tokens(
-    tmp_path: Path, new_database_url: str
+    tmp_path: Path, empty_database_url: str
 ) -> None:
     """The built wheel carries the SQL; installed alone in a new virtualenv, certmon migrates and creates a token."""
     env = {
@@ -104,7 +89,7 @@ async def test_the_wheel_installed_in_a_new_virtualenv_migrates_and_creates_toke
     assert Path(site_packages).is_relative_to(venv) and not Path(module).is_relative_to(REPO)
 
     env.update(
-        CERTMON_DATABASE_URL=new_database_url, CERTMON_DATA_DIR=str(tmp_path / "data"), CERTMON_LOG_FORMAT="json"
+        CERTMON_DATABASE_URL=empty_database_url, CERTMON_DATA_DIR=str(tmp_path / "data"), CERTMON_LOG_FORMAT="json"
     )
     certmon = venv / "bin" / "certmon"
     first, log = await run(certmon, "migrate", cwd=tmp_path, env=env)
@@ -118,7 +103,7 @@ async def test_the_wheel_installed_in_a_new_virtualenv_migrates_and_creates_toke
     )
     token = created.strip().splitlines()[-1]
     assert token.startswith("certmon_") and len(token) > 40
-    conn = await asyncpg.connect(new_database_url)
+    conn = await asyncpg.connect(empty_database_url)
     try:
         stored = await conn.fetchrow("SELECT role, token_hash, revoked_at FROM api_tokens WHERE name = 'wheel-admin'")
         recorded = await conn.fetchval("SELECT count(*) FROM schema_migrations")

@@ -4,29 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
-import pytest
 
 from certmon.store import db, migrations
-from tests.conftest import Api, with_database
-
-
-@pytest.fixture
-async def empty_database_url(server_url: str) -> AsyncIterator[str]:
-    """A database with no migrations applied, of this test's own."""
-    name = f"certmon_empty_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield with_database(server_url, name)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+from tests.conftest import Api
 
 
 async def test_all_migrations_apply_to_an_empty_database_once(empty_database_url: str) -> None:
