@@ -269,3 +269,6 @@ async def test_an_alert_starting_out_of_range_is_rejected_alone(api: Api) -> Non
     assert status == 200, body
     assert (body["rejected"], body["created"]) == (1, 1)
     assert body["alerts"][0]["error"].startswith("startsAt")
+    metrics = api.app[appkeys.METRICS]
+    assert metrics.ingested.labels(source="alertmanager")._value.get() == 1
+    assert metrics.rejected.labels(source="alertmanager", reason="invalid")._value.get() == 1

@@ -1,1 +1,1 @@
-"""cli"""
+"""The certmon command, one module per command group; nothing imports it."""

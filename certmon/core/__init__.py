@@ -1,1 +1,1 @@
-"""core"""
+"""The domain, pure: SLA rules, policy, periods, models, satisfaction, export and report content, alert records."""

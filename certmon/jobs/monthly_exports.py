@@ -11,16 +11,15 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from certmon.core import signing
+from certmon.core.clock import utc_now
 from certmon.core.errors import DatabaseUnavailable
 from certmon.core.export_content import ExportResult, write_directory
 from certmon.core.settings import Settings
-from certmon.jobs.runtime import Runtime, scheduled_now
+from certmon.jobs.runtime import Runtime
 from certmon.store import db
 from certmon.store.exports import run_due, stored_files
 
 log = structlog.get_logger("certmon.exports")
-
-
 JOB_ID = "monthly-export"
 
 
@@ -64,7 +63,7 @@ def install_exports(runtime: Runtime, scheduler: AsyncIOScheduler) -> None:
         max_instances=1,
         misfire_grace_time=3600,
     )
-    scheduler.add_job(job, "date", id=f"{JOB_ID}-catch-up", run_date=scheduled_now(), misfire_grace_time=None)
+    scheduler.add_job(job, "date", id=f"{JOB_ID}-catch-up", run_date=utc_now(), misfire_grace_time=None)
 
 
 async def _write_new(

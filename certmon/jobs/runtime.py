@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import asyncpg
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -26,13 +25,9 @@ class Runtime:
     pool: asyncpg.Pool
     snapshot: Snapshot
     # The instant a job's work is done as of; jobs read it here and nowhere else, so that a test runs them at an
-    # instant of its choice. When a job fires is the scheduler's business, on the machine's own clock (scheduled_now).
+    # instant of its choice. When a job fires is the scheduler's business: apscheduler compares its run times with
+    # the machine's clock, so a job that is to run right away is given utc_now(), whatever this clock says.
     clock: Clock = field(default=utc_now)
-
-
-def scheduled_now() -> datetime:
-    """The scheduler's present, for a job that is to run right away: apscheduler compares it with the wall clock."""
-    return datetime.now(UTC)
 
 
 JobInstaller = Callable[[Runtime, AsyncIOScheduler], None]

@@ -9,8 +9,9 @@ import asyncpg
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from certmon.core.clock import utc_now
 from certmon.core.errors import DatabaseUnavailable
-from certmon.jobs.runtime import Runtime, scheduled_now
+from certmon.jobs.runtime import Runtime
 from certmon.store import db
 from certmon.telemetry.conventions import DATABASE_FAILURE
 
@@ -52,5 +53,5 @@ def install_refresh(runtime: Runtime, scheduler: AsyncIOScheduler) -> None:
         id="metrics-snapshot",
         coalesce=True,
         max_instances=1,
-        next_run_time=scheduled_now(),
+        next_run_time=utc_now(),
     )

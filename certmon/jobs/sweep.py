@@ -7,8 +7,9 @@ from datetime import datetime, timedelta
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from certmon.core.clock import utc_now
 from certmon.core.errors import DatabaseUnavailable
-from certmon.jobs.runtime import Runtime, scheduled_now
+from certmon.jobs.runtime import Runtime
 from certmon.store import db
 
 log = structlog.get_logger("certmon.jobs")
@@ -51,5 +52,5 @@ def install_sweep(runtime: Runtime, scheduler: AsyncIOScheduler) -> None:
         id="sla-sweep",
         coalesce=True,
         max_instances=1,
-        next_run_time=scheduled_now(),
+        next_run_time=utc_now(),
     )

@@ -1,1 +1,1 @@
-"""telemetry"""
+"""Prometheus: metric conventions, the per-process registry, and the database-derived snapshot with its parts."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ProcessPoolExecutor
 
 import asyncpg
@@ -28,7 +28,6 @@ from certmon.web.metrics import handle_metrics
 from certmon.web.middlewares import authenticate, problems, request_context
 
 log = structlog.get_logger("certmon")
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 STARTUP_WAIT_SECONDS = 60.0  # how long start-up waits for a database that is not up yet
 
 

@@ -70,13 +70,8 @@ async def alertmanager_webhook(request: web.Request) -> web.Response:
         result = await alertmanager.receive(
             conn, app[appkeys.QUERIES], app[appkeys.POLICY], app[appkeys.INGEST_MAPPING].alertmanager, hook, caller.name
         )
-    metrics = app[appkeys.METRICS]
-    if result.created:
-        metrics.ingested.labels(source=alertmanager.SOURCE).inc(result.created)
-    if result.unmatched:
-        metrics.rejected.labels(source=alertmanager.SOURCE, reason="unmatched").inc(result.unmatched)
-    if result.rejected:
-        metrics.rejected.labels(source=alertmanager.SOURCE, reason="invalid").inc(result.rejected)
+    invalid = {"invalid": result.rejected} if result.rejected else {}
+    app[appkeys.METRICS].count_imported(alertmanager.SOURCE, result.created, result.unmatched, invalid)
     return json_response(result.as_json())
 
 
