@@ -122,7 +122,7 @@ async def test_seed_definition_starts_the_clock_at_analysis(make_api: Any) -> No
     """Under the seed report's policy (analysed to notified) a late analysis does not count against the hour."""
     defaults = Policy()
     severities = {name: SeverityPolicy(start="analysed") for name in defaults.severities}
-    api = await make_api(policy=defaults.model_copy(update={"severities": severities}))
+    api = await make_api(policy=Policy(severities=severities))
     created = await record(
         api, "2021-08-02T09:00:00+07:00", "2021-08-02T12:30:00+07:00", analysed_at="2021-08-02T12:00:00+07:00"
     )
@@ -136,10 +136,9 @@ async def test_seed_definition_starts_the_clock_at_analysis(make_api: Any) -> No
 
 async def test_business_hours_calendar_moves_the_due_time_past_the_weekend(make_api: Any) -> None:
     """A medium alert on Friday 17:00 under a Mon-Fri 08:30-17:30 calendar is due Monday 09:00."""
-    defaults = Policy()
-    severities = dict(defaults.severities)
+    severities = {name: SeverityPolicy() for name in Policy().severities}
     severities["medium"] = SeverityPolicy(calendar="business")
-    api = await make_api(policy=defaults.model_copy(update={"severities": severities}))
+    api = await make_api(policy=Policy(severities=severities))
     created = await record(api, "2021-08-06T17:00:00+07:00", "2021-08-09T08:50:00+07:00", severity="medium")
     assert created["sla"]["due_at"] == "2021-08-09T02:00:00+00:00"
     assert created["sla"]["state"] == "met"
@@ -152,7 +151,7 @@ async def test_changed_policy_recomputes_stored_clocks(api: Api) -> None:
     assert created["sla"]["state"] == "breached"
     defaults = Policy()
     two_hours = {name: SeverityPolicy(target_seconds=7200) for name in defaults.severities}
-    relaxed = defaults.model_copy(update={"severities": two_hours})
+    relaxed = Policy(severities=two_hours)
     async with api.app[appkeys.POOL].acquire() as conn:
         assert await incidents.recompute_stale(conn, api.app[appkeys.QUERIES], relaxed) == 1
         assert await incidents.recompute_stale(conn, api.app[appkeys.QUERIES], relaxed) == 0

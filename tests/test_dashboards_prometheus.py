@@ -124,7 +124,8 @@ async def ok(session: aiohttp.ClientSession, url: str) -> bool:
 
 
 async def resolve_variables(prometheus: Prometheus, board: dict[str, Any]) -> dict[str, str]:
-    """Values for the dashboard's variables, as Grafana would pick them; the test agency for `agency`."""
+    """Values for the dashboard's variables, as Grafana would pick them (the KPI for `objective`, its default); the
+    test agency for `agency`."""
     values = dict(BUILT_INS)
     for variable in board.get("templating", {}).get("list", []):
         name, kind = variable["name"], variable["type"]
@@ -167,14 +168,16 @@ def has_value(result: list[dict[str, Any]]) -> bool:
     return False
 
 
-async def check_dashboard(prometheus: Prometheus, board: dict[str, Any]) -> list[str]:
+async def check_dashboard(
+    prometheus: Prometheus, board: dict[str, Any], overrides: dict[str, str] | None = None
+) -> list[str]:
     """Every panel query, substituted, answered without error and with data; returns the problems."""
     problems = []
-    values = await resolve_variables(prometheus, board)
+    values = await resolve_variables(prometheus, board) | (overrides or {})
     for panel in panels(board):
         for target in panel.get("targets", []):
             expr = substitute(target["expr"], values)
-            where = f"{board['title']} / {panel['title']} / {target['refId']}: {expr}"
+            where = f"{board['title']} / {panel['title']} / {target['refId']} {overrides or ''}: {expr}"
             try:
                 if target.get("instant"):
                     result = await prometheus.query(expr)
@@ -252,16 +255,24 @@ async def run_checks(session: aiohttp.ClientSession, certmon_url: str, prometheu
         assert response.status == 201, await response.text()
     await record(session, certmon_url, admin, severity="critical", detected_at=(NOW - timedelta(hours=2)).isoformat())
     await record(session, certmon_url, admin, severity="high", detected_at=(NOW - timedelta(minutes=50)).isoformat())
-    met = NOW - timedelta(minutes=30)
+    # Every objective's clock of this one stopped in time.
+    met, minutes = NOW - timedelta(minutes=30), timedelta(minutes=1)
     await record(
         session, certmon_url, admin, severity="high", detected_at=met.isoformat(),
-        notified_at=(met + timedelta(minutes=12)).isoformat(),
+        notified_at=(met + 12 * minutes).isoformat(), acknowledged_at=(met + 20 * minutes).isoformat(),
+        contained_at=(met + 25 * minutes).isoformat(),
+    )  # fmt: skip
+    # Notified in time, not acknowledged for three hours, its containment at risk.
+    waiting = NOW - timedelta(minutes=200)
+    await record(
+        session, certmon_url, admin, severity="critical", detected_at=waiting.isoformat(),
+        notified_at=(waiting + timedelta(minutes=10)).isoformat(),
     )  # fmt: skip
 
     (breached,) = await until(
         "CertmonIncidentBreached for the test agency", lambda: prometheus.firing("CertmonIncidentBreached", AGENCY)
     )
-    assert breached["labels"]["severity"] == "critical"
+    assert (breached["labels"]["severity"], breached["labels"]["objective"]) == ("critical", "notify")
     assert breached["annotations"]["summary"] == f"1 critical incident(s) of {AGENCY} breached the SLA"
     (at_risk,) = await until(
         "CertmonIncidentAtRisk for the test agency", lambda: prometheus.firing("CertmonIncidentAtRisk", AGENCY)
@@ -278,6 +289,8 @@ async def run_checks(session: aiohttp.ClientSession, certmon_url: str, prometheu
     assert sum(len(g["rules"]) for g in groups) > 0 and broken == []
 
     known = set(await prometheus.api("label/__name__/values"))
+    objectives = set(await prometheus.api("label/objective/values", **{"match[]": "certmon_sla_objective_info"}))
+    assert objectives == {"notify", "acknowledge", "contain", "coordinate"}
     problems: list[str] = []
     checked = []
     for name, board in dashboards().items():
@@ -288,5 +301,13 @@ async def run_checks(session: aiohttp.ClientSession, certmon_url: str, prometheu
             continue
         problems += await check_dashboard(prometheus, board)
         checked.append(name)
-    assert {"sla-overview.json", "sla-agency.json"} <= set(checked)
+        if any(v["name"] == "objective" for v in board.get("templating", {}).get("list", [])):
+            # The panels must work for every objective the policy has, not only for the KPI they default to.
+            for objective in objectives - {"notify"}:
+                problems += await check_dashboard(prometheus, board, {"objective": objective})
+                checked.append(f"{name} ({objective})")
+    assert {"sla-overview.json", "sla-agency.json", "sla-overview.json (acknowledge)"} <= set(checked)
     assert problems == [], "\n".join(problems)
+
+    by_objective = await prometheus.query('certmon:sla_compliance:ratio{window="month"}')
+    assert {series["metric"]["objective"] for series in by_objective} == objectives

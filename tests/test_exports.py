@@ -32,7 +32,10 @@ from certmon.wiring import build_app
 
 BKK = ZoneInfo("Asia/Bangkok")
 AUGUST = month_period(2021, 8, BKK)
-AFTER_AUGUST = datetime(2021, 9, 1, 9, 0, tzinfo=BKK)
+# August is evaluated at 4 September 00:00: the built-in contain objective gives low incidents 72 hours.
+AUGUST_EVALUATED = datetime(2021, 9, 4, 0, 0, tzinfo=BKK)
+AFTER_AUGUST = datetime(2021, 9, 4, 9, 0, tzinfo=BKK)
+OBJECTIVE_FILES = {"objectives.csv", "objective-figures.csv", "incident-objectives.csv"}
 
 
 def bkk(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
@@ -128,9 +131,14 @@ async def test_incidents_either_side_of_bangkok_midnight_go_to_their_bangkok_mon
     assert first not in ids
 
 
-async def test_month_is_evaluated_at_its_end_plus_the_longest_target(policy: Policy) -> None:
-    """A 24x7 one-hour policy evaluates August at 1 September 01:00; a six-business-hour one at 14:30 that day."""
-    assert export_content.evaluation_instant(policy, AUGUST) == bkk(2021, 9, 1, 1, 0)
+async def test_month_is_evaluated_at_its_end_plus_the_longest_target_of_every_objective(policy: Policy) -> None:
+    """The built-in objectives evaluate August at 4 September 00:00 (contain: 72 h for low), its KPI alone at 01:00;
+    a one-clock policy at 01:00, or at 14:30 that Wednesday when a severity has six business hours."""
+    assert export_content.evaluation_instant(policy, AUGUST) == AUGUST_EVALUATED
+    assert export_content.evaluation_instant(policy, AUGUST, ["notify"]) == bkk(2021, 9, 1, 1, 0)
+    assert export_content.evaluation_instant(policy, AUGUST, ["coordinate"]) == bkk(2021, 9, 1, 14, 30)
+    one_clock = Policy.model_validate({"severities": {"high": {"target_seconds": 3600}}})
+    assert export_content.evaluation_instant(one_clock, AUGUST) == bkk(2021, 9, 1, 1, 0)
     business = Policy.model_validate(
         {"severities": {"high": {"target_seconds": 3600}, "low": {"target_seconds": 6 * 3600, "calendar": "business"}}}
     )
@@ -140,9 +148,9 @@ async def test_month_is_evaluated_at_its_end_plus_the_longest_target(policy: Pol
 async def test_month_that_has_not_ended_cannot_be_exported(
     conn: asyncpg.Connection, q: db.Queries, policy: Policy, key: Ed25519PrivateKey
 ) -> None:
-    """Exporting August at 00:30 on 1 September is refused with the instant it becomes possible."""
-    with pytest.raises(Conflict, match=r"2021-09-01T01:00:00\+07:00"):
-        await export(conn, q, policy, key, now=bkk(2021, 9, 1, 0, 30))
+    """Exporting August on 3 September is refused with the instant it becomes possible."""
+    with pytest.raises(Conflict, match=r"2021-09-04T00:00:00\+07:00"):
+        await export(conn, q, policy, key, now=bkk(2021, 9, 3, 23, 30))
     assert await conn.fetchval("SELECT count(*) FROM exports") == 0
 
 
@@ -168,17 +176,17 @@ async def test_regenerating_an_unchanged_month_gives_byte_identical_files(
     conn: asyncpg.Connection, q: db.Queries, policy: Policy, key: Ed25519PrivateKey, august: list[int]
 ) -> None:
     """A later run neither makes a revision nor renders different bytes; only the manifest carries a wall-clock time."""
-    first = await export(conn, q, policy, key, now=bkk(2021, 9, 3, 17, 41))
+    first = await export(conn, q, policy, key, now=bkk(2021, 9, 4, 17, 41))
     again = await export(conn, q, policy, key, now=AFTER_AUGUST + timedelta(days=40))
     assert (first.revision, first.created, again.revision, again.created) == (1, True, 1, False)
     kept = await stored(conn, q, "2021-08", 1)
     rendered = export_content.render(await exports.collect(conn, q, policy, AUGUST))
-    assert set(rendered) == {"export.json", "export.xlsx", "figures.csv", "incidents.csv"}
+    assert set(rendered) == {"export.json", "export.xlsx", "figures.csv", "incidents.csv", *OBJECTIVE_FILES}
     for name, (_, data) in rendered.items():
         assert data == kept[name], name
     manifest = json.loads(kept["manifest.json"])
-    assert manifest["generated_at"] == "2021-09-03T10:41:00+00:00"
-    for data_file in ("export.json", "figures.csv", "incidents.csv"):
+    assert manifest["generated_at"] == "2021-09-04T10:41:00+00:00"
+    for data_file in ("export.json", "figures.csv", "incidents.csv", *OBJECTIVE_FILES):
         assert b"T17:41" not in kept[data_file] and b"T10:41" not in kept[data_file]
 
 
@@ -281,7 +289,7 @@ async def test_two_runs_racing_on_one_database_store_one_revision(
     try:
         await add_agencies(first)
         await add_incident(first, q, policy, bkk(2021, 8, 2, 9, 0), 20)
-        now = bkk(2021, 9, 1, 1, 0)
+        now = AUGUST_EVALUATED
         (a, _), (b, _) = await asyncio.gather(
             exports.run_due(first, q, policy, key, now, "replica-a"),
             exports.run_due(second, q, policy, key, now, "replica-b"),
@@ -301,7 +309,7 @@ async def test_catch_up_after_downtime_exports_every_missed_month(
     for month in (6, 7, 8, 9):
         await add_incident(conn, q, policy, bkk(2021, month, 15, 10, 0), 30)
     june = month_period(2021, 6, BKK)
-    await exports.export_month(conn, q, policy, key, june, bkk(2021, 7, 1, 1, 0), "scheduler")
+    await exports.export_month(conn, q, policy, key, june, bkk(2021, 7, 4, 1, 0), "scheduler")
     results, retry_at = await exports.run_due(conn, q, policy, key, bkk(2021, 10, 15, 12, 0), "scheduler")
     assert retry_at is None
     assert [(r.month, r.revision, r.created) for r in results] == [
@@ -315,10 +323,10 @@ async def test_catch_up_after_downtime_exports_every_missed_month(
 async def test_run_before_the_previous_month_is_due_asks_to_retry_when_it_is(
     conn: asyncpg.Connection, q: db.Queries, policy: Policy, key: Ed25519PrivateKey
 ) -> None:
-    """With the job at 00:00, August's clocks are not all due yet: nothing is stored and the retry is at 01:00."""
-    results, retry_at = await exports.run_due(conn, q, policy, key, bkk(2021, 9, 1, 0, 0), "scheduler")
+    """On 1 September August's clocks are not all due yet: nothing is stored and the retry is at 4 September 00:00."""
+    results, retry_at = await exports.run_due(conn, q, policy, key, bkk(2021, 9, 1, 1, 0), "scheduler")
     assert results == []
-    assert retry_at == bkk(2021, 9, 1, 1, 0)
+    assert retry_at == AUGUST_EVALUATED
 
 
 async def test_job_runs_on_the_first_at_the_export_hour_bangkok_and_catches_up_at_start(
@@ -383,9 +391,177 @@ async def test_manifest_lists_every_file_with_size_hash_period_and_policy(
     files = await stored(conn, q, "2021-08", 1)
     manifest = json.loads(files["manifest.json"])
     listed = {f["name"]: (f["size"], f["sha256"]) for f in manifest["files"]}
-    for name in ("figures.csv", "incidents.csv", "export.json", "export.xlsx"):
+    for name in ("figures.csv", "incidents.csv", "export.json", "export.xlsx", *OBJECTIVE_FILES):
         assert listed[name] == (len(files[name]), hashlib.sha256(files[name]).hexdigest())
     assert manifest["policy"]["fingerprint"] == policy.fingerprint()
-    assert manifest["evaluated_at"] == "2021-09-01T01:00:00+07:00"
+    assert manifest["evaluated_at"] == "2021-09-04T00:00:00+07:00"
     assert manifest["signing_key"]["fingerprint"] == signing.key_fingerprint(key)
     key.public_key().verify(base64.b64decode(files["manifest.sig"]), files["manifest.json"])
+
+
+async def acknowledge(conn: asyncpg.Connection, q: db.Queries, policy: Policy, incident: int, at: datetime) -> None:
+    await incidents.add_event(conn, q, policy, incident, EventIn(type="acknowledged", at=at), "agency-mof")
+
+
+async def test_objective_files_count_each_objectives_clocks_in_the_month_they_started(
+    conn: asyncpg.Connection, q: db.Queries, policy: Policy, key: Ed25519PrivateKey, august: list[int]
+) -> None:
+    """objective-figures.csv has every objective, the KPI's rows equal to figures.csv; incident-objectives.csv lists
+    the clocks it counts: a July incident notified on 1 August is August's for acknowledge, not for notify."""
+    await acknowledge(conn, q, policy, august[0], bkk(2021, 8, 2, 9, 50))  # 30 minutes after the notification
+    await acknowledge(conn, q, policy, august[1], bkk(2021, 8, 10, 16, 45))  # two hours after
+    july = await add_incident(conn, q, policy, bkk(2021, 7, 31, 23, 0), 90)
+    late_august = await add_incident(conn, q, policy, bkk(2021, 8, 31, 23, 30), 40)
+    await export(conn, q, policy, key)
+    files = await stored(conn, q, "2021-08", 1)
+
+    figures = {(r["scope"], r["key"]): r for r in read_csv(files["figures.csv"])}
+    by_objective = read_csv(files["objective-figures.csv"])
+    assert {r["objective"] for r in by_objective} == {"notify", "acknowledge", "contain", "coordinate"}
+    for row in by_objective:
+        if row["objective"] == "notify":  # the KPI: what figures.csv says, with the paused clocks besides
+            assert {k: v for k, v in row.items() if k not in ("objective", "paused")} == figures[
+                (row["scope"], row["key"])
+            ]
+    overall = {r["objective"]: r for r in by_objective if r["scope"] == "overall"}
+    ack = overall["acknowledge"]
+    assert (ack["total"], ack["met"], ack["breached"], ack["no_clock"], ack["paused"]) == ("5", "1", "3", "1", "0")
+    assert (ack["compliance"], ack["status"]) == ("0.25", "red")
+
+    clocks = {(int(r["id"]), r["objective"]): r for r in read_csv(files["incident-objectives.csv"])}
+    assert (july, "notify") not in clocks and clocks[(july, "acknowledge")]["state"] == "breached"
+    assert (late_august, "notify") in clocks and (late_august, "acknowledge") not in clocks
+    assert clocks[(august[0], "acknowledge")]["clock_start"] == "2021-08-02T09:20:00+07:00"
+    assert clocks[(august[0], "acknowledge")]["delay_seconds"] == "1800.0"
+    assert clocks[(august[3], "acknowledge")]["state"] == "no_clock"
+    for objective, row in overall.items():
+        assert sum(1 for (_, name) in clocks if name == objective) == int(row["total"]), objective
+
+    described = {(r["objective"], r["severity"]): r for r in read_csv(files["objectives.csv"])}
+    assert (described[("notify", "high")]["kpi"], described[("notify", "high")]["target_seconds"]) == ("true", "3600")
+    low = described[("contain", "low")]
+    assert (low["start"], low["stop"], low["target_seconds"], low["pauses"]) == (
+        "notified",
+        "contained",
+        "259200",
+        "true",
+    )
+    assert described[("coordinate", "high")]["calendar"] == "business"
+    sheets = zipfile.ZipFile(io.BytesIO(files["export.xlsx"])).read("xl/workbook.xml").decode()
+    assert 'name="Objective figures"' in sheets and 'name="Incident objectives"' in sheets
+
+
+async def test_clock_still_paused_at_evaluation_shows_paused_and_its_resumption_restates_the_month(
+    conn: asyncpg.Connection, q: db.Queries, policy: Policy, key: Ed25519PrivateKey
+) -> None:
+    """Paused on 30 August and still waiting on 4 September: contain is paused in revision 1; resumed and contained
+    on 6 September, revision 2 restates it met, with the resumption as the reason, and leaves the KPI alone."""
+    await add_agencies(conn)
+    incident = await add_incident(conn, q, policy, bkk(2021, 8, 30, 10, 0), 20)
+    waiting = EventIn(type="paused", at=bkk(2021, 8, 30, 12, 0), reason="waiting for the agency's firewall logs")
+    await incidents.add_event(conn, q, policy, incident, waiting, "analyst-1")
+    await export(conn, q, policy, key)
+    files = await stored(conn, q, "2021-08", 1)
+    clocks = {r["objective"]: r for r in read_csv(files["incident-objectives.csv"])}
+    contain = clocks["contain"]
+    assert (contain["state"], contain["due_at"], contain["paused_since"]) == ("paused", "", "2021-08-30T12:00:00+07:00")
+    assert contain["paused_seconds"] == str(4.5 * 86400)  # 30 August 12:00 to the evaluation instant
+    assert clocks["acknowledge"]["state"] == "breached"  # acknowledge does not pause
+    overall = {r["objective"]: r for r in read_csv(files["objective-figures.csv"]) if r["scope"] == "overall"}
+    assert (overall["contain"]["paused"], overall["contain"]["pending"]) == ("1", "0")
+
+    await incidents.add_event(conn, q, policy, incident, EventIn(type="resumed", at=bkk(2021, 9, 6, 9, 0)), "duty")
+    await incidents.add_event(conn, q, policy, incident, EventIn(type="contained", at=bkk(2021, 9, 6, 10, 0)), "duty")
+    result = await export(conn, q, policy, key, now=bkk(2021, 9, 7, 9, 0))
+    assert (result.revision, result.restated) == (2, True)
+    files = await stored(conn, q, "2021-08", 2)
+    figures = {
+        (r["objective"], r["scope"], r["figure"]): (r["old"], r["new"])
+        for r in read_csv(files["restatement-figures.csv"])
+    }
+    assert figures[("contain", "overall", "paused")] == ("1", "0")
+    assert figures[("contain", "overall", "met")] == ("0", "1")
+    assert {objective for objective, _, _ in figures} == {"contain"}, "the KPI's figures did not change"
+    restated = {(r["objective"], r["field"]): r for r in read_csv(files["restatement-incidents.csv"]) if r["objective"]}
+    assert (restated[("contain", "state")]["old"], restated[("contain", "state")]["new"]) == ("paused", "met")
+    assert restated[("contain", "delay_seconds")]["new"] == str(float(100 * 60 + 60 * 60))  # pause left out
+    assert "resumed at 2021-09-06T09:00:00+07:00" in restated[("contain", "state")]["reasons"]
+    # Events carry the database's recording time, years after this test's fixed 2021 instants: the pause, recorded
+    # before revision 1 was, is listed too.
+    assert [r["type"] for r in read_csv(files["restatement-reasons.csv"])] == ["paused", "resumed", "contained"]
+
+
+async def test_late_acknowledgement_corrected_restates_the_acknowledge_objective_only(
+    conn: asyncpg.Connection, q: db.Queries, policy: Policy, key: Ed25519PrivateKey, august: list[int]
+) -> None:
+    """An acknowledgement recorded two hours late and corrected to 30 minutes turns acknowledge's breach into met;
+    the KPI's figures stay as published, and incidents.csv's acknowledged_at is restated with the same reason."""
+    await acknowledge(conn, q, policy, august[0], bkk(2021, 8, 2, 11, 20))
+    await export(conn, q, policy, key)
+    fixed = EventIn(type="correction", milestone="acknowledged", at=bkk(2021, 8, 2, 9, 50), reason="typed 11:20")
+    await incidents.add_event(conn, q, policy, august[0], fixed, "analyst-1")
+    await export(conn, q, policy, key, now=AFTER_AUGUST + timedelta(days=2))
+    files = await stored(conn, q, "2021-08", 2)
+    figures = read_csv(files["restatement-figures.csv"])
+    assert {r["objective"] for r in figures} == {"acknowledge"}
+    changes = {(r["scope"], r["key"], r["figure"]): (r["old"], r["new"]) for r in figures}
+    assert changes[("overall", "", "met")] == ("0", "1")
+    assert changes[("agency", "MOF", "breached")] == ("3", "2")
+    incidents_changed = {(r["objective"], r["field"]): r for r in read_csv(files["restatement-incidents.csv"])}
+    assert incidents_changed[("", "acknowledged_at")]["new"] == "2021-08-02T09:50:00+07:00"
+    assert incidents_changed[("acknowledge", "state")]["new"] == "met"
+    assert "typed 11:20" in incidents_changed[("acknowledge", "state")]["reasons"]
+
+
+# The fingerprint that the same policy file had before policies described objectives: a digest of fewer keys.
+FORMAT_1_POLICY_HASH = "5" * 64
+
+
+async def store_format_1(conn: asyncpg.Connection, q: db.Queries, policy: Policy, key: Ed25519PrivateKey) -> None:
+    """August's revision 1 as a certmon without objectives stored it: format 1, no objective files, evaluated once
+    the KPI's clocks were all due."""
+    content = await exports.collect(conn, q, policy, AUGUST)
+    for name in ("objectives", "objective_figures", "incident_objectives"):
+        del content[name]
+    at = export_content.evaluation_instant(policy, AUGUST, [policy.kpi_name])
+    content |= {"format": "certmon-monthly-export/1", "evaluated_at": at.astimezone(BKK).isoformat()}
+    files = export_content.render(content)
+    generated = bkk(2021, 9, 1, 1, 0)
+    signed = signing.manifest_bytes(export_content.manifest(content, 1, files, policy, key, generated))
+    row = await conn.fetchrow(
+        q["export_insert"], "2021-08", 1, AUGUST.start, AUGUST.end, at, export_content.content_hash(content),
+        FORMAT_1_POLICY_HASH, signed, signing.sign(key, signed), signing.public_pem(key), False, generated, "scheduler",
+    )  # fmt: skip
+    assert row is not None
+    await conn.executemany(
+        q["export_file_insert"],
+        [
+            (row["id"], n, media, len(data), hashlib.sha256(data).hexdigest(), data)
+            for n, (media, data) in files.items()
+        ],
+    )
+
+
+async def test_month_exported_before_objectives_gets_one_revision_adding_their_files_for_the_format_change(
+    conn: asyncpg.Connection, q: db.Queries, policy: Policy, key: Ed25519PrivateKey, august: list[int]
+) -> None:
+    """After the upgrade the scheduled run gives August revision 2: the same figures.csv and incidents.csv, the
+    objective files, no figure or incident restated (none was published before), the format change as the reason
+    (and the policy's fingerprint, which now covers its objectives); a second run leaves it at that."""
+    await store_format_1(conn, q, policy, key)
+    before = await stored(conn, q, "2021-08", 1)
+    assert not OBJECTIVE_FILES & set(before)
+    results, _ = await exports.run_due(conn, q, policy, key, bkk(2021, 9, 20, 1, 0), "scheduler")
+    assert [(r.month, r.revision, r.created, r.restated) for r in results] == [("2021-08", 2, True, True)]
+    after = await stored(conn, q, "2021-08", 2)
+    assert after["figures.csv"] == before["figures.csv"] and after["incidents.csv"] == before["incidents.csv"]
+    assert set(after) >= OBJECTIVE_FILES
+    assert read_csv(after["restatement-figures.csv"]) == []
+    assert read_csv(after["restatement-incidents.csv"]) == []
+    reason, policy_reason = read_csv(after["restatement-reasons.csv"])
+    assert (reason["type"], policy_reason["type"], policy_reason["incident"]) == ("format", "policy", "")
+    assert "certmon-monthly-export/1 -> certmon-monthly-export/2" in reason["reason"]
+    assert "objective-figures.csv" in reason["reason"]
+    assert "evaluated at 2021-09-04T00:00:00+07:00 (was 2021-09-01T01:00:00+07:00)" in reason["reason"]
+    results, _ = await exports.run_due(conn, q, policy, key, bkk(2021, 9, 21, 1, 0), "scheduler")
+    assert [(r.month, r.revision, r.created) for r in results] == [("2021-08", 2, False)]

@@ -62,9 +62,11 @@ async def test_admin_exports_a_month_once_and_auditor_lists_and_downloads_it(api
     [item] = listing["items"]
     names = {f["name"]: f for f in item["files"]}
     assert {"figures.csv", "incidents.csv", "export.json", "export.xlsx"} <= set(names)
-    status, data, content_type = await download(api, "/api/v1/exports/2021-08/1/figures.csv")
-    assert status == 200 and content_type.startswith("text/csv")
-    assert hashlib.sha256(data).hexdigest() == names["figures.csv"]["sha256"]
+    assert {"objectives.csv", "objective-figures.csv", "incident-objectives.csv"} <= set(names)
+    for name in ("figures.csv", "incident-objectives.csv"):
+        status, data, content_type = await download(api, f"/api/v1/exports/2021-08/1/{name}")
+        assert status == 200 and content_type.startswith("text/csv")
+        assert hashlib.sha256(data).hexdigest() == names[name]["sha256"]
     status, manifest, _ = await download(api, "/api/v1/exports/2021-08/latest/manifest.json")
     assert json.loads(manifest)["revision"] == 1
 

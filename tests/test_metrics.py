@@ -35,8 +35,11 @@ PROMETHEUS_ACCEPT = (
     "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
     "text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
 )  # what Prometheus 2.42 sends
-BOUNDED_LABELS = {"agency", "sector", "severity", "state", "window", "le", "part", "version", "service"}
-REQUEST_LABELS = {"method", "route", "status", "source", "reason"}
+BOUNDED_LABELS = {
+    "objective", "kpi", "agency", "sector", "severity", "state", "window", "le", "part", "version", "service",
+}  # fmt: skip
+KPI = "notify"  # the built-in policy's KPI objective: the one-hour notification clock
+REQUEST_LABELS = {"method", "route", "status", "source", "reason", "channel", "outcome"}
 
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -90,22 +93,23 @@ async def test_metrics_show_compliance_counts_and_open_clocks_of_the_current_mon
 
     def count(window: str, severity: str, state: str) -> float | None:
         labels = {"window": window, "agency": "MOF", "sector": "government", "severity": severity, "state": state}
-        return value(found, "certmon_sla_incidents", **labels)
+        return value(found, "certmon_sla_incidents", objective=KPI, **labels)
 
     for window in WINDOWS:
         assert (count(window, "high", "met"), count(window, "high", "at_risk")) == (2, 1)
         assert (count(window, "critical", "breached"), count(window, "critical", "met")) == (2, 0)
         assert (count(window, "low", "pending"), count(window, "low", "breached")) == (1, 0)
         assert count(window, "medium", "met") is None  # MOF had no medium incident
-        assert value(found, "certmon_sla_compliance_ratio", window=window) == 0.5
-        agency = {"window": window, "agency": "MOF", "sector": "government"}
+        assert count(window, "high", "paused") is None  # the one-hour clock never pauses: no such series
+        assert value(found, "certmon_sla_compliance_ratio", objective=KPI, window=window) == 0.5
+        agency = {"objective": KPI, "window": window, "agency": "MOF", "sector": "government"}
         assert value(found, "certmon_sla_agency_compliance_ratio", **agency) == 0.5
-    assert value(found, "certmon_sla_target_ratio") == 0.96
-    open_clock = {"agency": "MOF", "sector": "government"}
+    assert value(found, "certmon_sla_target_ratio", objective=KPI) == 0.96
+    open_clock = {"objective": KPI, "agency": "MOF", "sector": "government"}
     assert value(found, "certmon_sla_open_incidents", **open_clock, severity="critical", state="breached") == 1
     assert value(found, "certmon_sla_open_incidents", **open_clock, severity="high", state="at_risk") == 1
     assert value(found, "certmon_sla_open_incidents", **open_clock, severity="low", state="pending") == 1
-    decided = {"sector": "government", "severity": "critical"}
+    decided = {"objective": KPI, "sector": "government", "severity": "critical"}
     assert value(found, "certmon_sla_decided_incidents_total", **decided, state="breached") == 2
     assert value(found, "certmon_sla_decided_incidents_total", **decided, state="met") == 0
 
@@ -127,10 +131,120 @@ async def test_snapshot_figures_equal_the_sla_api_figures_of_the_month_by_sector
                 v
                 for (name, labels), v in found.items()
                 if name == "certmon_sla_incidents"
-                and {("window", "month"), ("sector", group["key"]), ("state", state)} <= labels
+                and {("objective", KPI), ("window", "month"), ("sector", group["key"]), ("state", state)} <= labels
             )
             assert total == group[state], (group["key"], state)
-    assert value(found, "certmon_sla_compliance_ratio", window="month") == report["compliance"]
+    assert value(found, "certmon_sla_compliance_ratio", objective=KPI, window="month") == report["compliance"]
+
+
+async def event(api: Api, incident: int, kind: str, at: datetime, **fields: Any) -> None:
+    body = {"type": kind, "at": at.isoformat(), **fields}
+    status, answer = await api.call("POST", f"/api/v1/incidents/{incident}/events", json=body)
+    assert status == 201, answer
+
+
+async def every_objective_month(api: Api) -> None:
+    """Incidents whose objectives' clocks are in every state, one of them started last month, one paused."""
+    await api.agency("HOSP01", sector="public-health")
+    mof = await record(api, 300, notified_after=10)  # every objective met
+    await event(api, mof, "acknowledged", NOW - timedelta(minutes=260))
+    await event(api, mof, "contained", NOW - timedelta(minutes=170))
+    await record(api, 300, notified_after=90, agency="DGA", severity="critical")  # notified late, not acknowledged
+    await record(api, 40, agency="HOSP01", severity="low")  # not notified yet
+    paused = await record(api, 120, notified_after=15, severity="medium")
+    await event(api, paused, "paused", NOW - timedelta(minutes=75), reason="waiting for the agency's firewall logs")
+    # Detected on the last evening of February, notified on 1 March: its acknowledgement clock starts in March.
+    february = datetime(2024, 2, 29, 23, 0, tzinfo=BKK)
+    await record(api, (NOW - february).total_seconds() / 60, notified_after=11 * 60, agency="DGA")
+
+
+async def test_every_objective_is_labelled_and_the_kpi_is_marked(api: Api) -> None:
+    """Each objective of the policy has its info series (kpi="true" only for notify) and its target."""
+    assert await refresh(api.app)
+    found = samples((await scrape(api))[1])
+    policy = api.app[appkeys.POLICY]
+    assert set(policy.objectives) == {"notify", "acknowledge", "contain", "coordinate"}
+    for name in policy.objectives:
+        kpi = "true" if name == KPI else "false"
+        assert value(found, "certmon_sla_objective_info", objective=name, kpi=kpi) == 1
+        assert value(found, "certmon_sla_target_ratio", objective=name) == 0.96
+
+
+async def test_objectives_count_their_own_clocks_open_paused_and_decided(api: Api) -> None:
+    """acknowledge and contain run from the notification: DGA's critical one is unacknowledged past its hour and
+    its containment at risk; MOF's paused incident is paused for contain, which pauses, and breached for acknowledge,
+    which does not; February's incident counts in March only for the objectives whose clock started in March."""
+    await every_objective_month(api)
+    assert await refresh(api.app)
+    found = samples((await scrape(api))[1])
+
+    def opened(objective: str, agency: str, severity: str, state: str) -> float | None:
+        sector = "government"
+        labels = {"objective": objective, "agency": agency, "sector": sector, "severity": severity, "state": state}
+        return value(found, "certmon_sla_open_incidents", **labels)
+
+    assert opened("acknowledge", "DGA", "critical", "breached") == 1  # notified at 10:30, due 11:30
+    assert opened("contain", "DGA", "critical", "at_risk") == 1  # 3.5 of its 4 hours gone
+    assert opened("contain", "MOF", "medium", "paused") == 1
+    assert opened("acknowledge", "MOF", "medium", "breached") == 1
+    assert opened("acknowledge", "MOF", "medium", "paused") is None  # acknowledge never pauses: no such series
+    assert opened(KPI, "DGA", "critical", "breached") is None  # notified late, but notified: its clock stopped
+
+    def month(objective: str, agency: str, severity: str, state: str) -> float | None:
+        labels = {"window": "month", "agency": agency, "sector": "government", "severity": severity}
+        return value(found, "certmon_sla_incidents", objective=objective, **labels, state=state)
+
+    assert month("acknowledge", "MOF", "high", "met") == 1
+    assert month("acknowledge", "DGA", "high", "breached") == 1  # the February incident, acknowledged never
+    assert month(KPI, "DGA", "high", "breached") is None  # its notification clock is February's
+    assert month("contain", "MOF", "medium", "paused") == 1
+    assert month("coordinate", "DGA", "high", "met") is None  # detection to notification: February's clock
+    decided = {"objective": "acknowledge", "sector": "government", "severity": "critical", "state": "breached"}
+    assert value(found, "certmon_sla_decided_incidents_total", **decided) == 1
+
+
+async def test_every_objectives_figures_equal_the_sla_api_figures_by_sector_in_both_windows(api: Api) -> None:
+    """For each objective, the per-agency counts summed by sector are what GET /api/v1/sla?objective= reports."""
+    await every_objective_month(api)
+    assert await refresh(api.app)
+    found = samples((await scrape(api))[1])
+    policy = api.app[appkeys.POLICY]
+    periods = {"month": current_month(NOW, policy.tz).label, "fiscal_year": "FY2567"}
+    for objective in policy.objectives:
+        for window, period in periods.items():
+            status, report = await api.call("GET", f"/api/v1/sla?period={period}&group_by=sector&objective={objective}")
+            assert status == 200 and report["objective"] == objective
+            assert report["total"] > 0
+            for group in report["groups"]:
+                scope = {("objective", objective), ("window", window), ("sector", group["key"])}
+                for state in SLA_STATES:
+                    total = sum(
+                        v
+                        for (name, labels), v in found.items()
+                        if name == "certmon_sla_incidents" and scope | {("state", state)} <= labels
+                    )
+                    assert total == group[state], (objective, window, group["key"], state)
+            ratio = value(found, "certmon_sla_compliance_ratio", objective=objective, window=window)
+            assert ratio == report["compliance"], (objective, window)
+
+
+async def test_delay_of_a_paused_objective_leaves_the_pause_out(api: Api) -> None:
+    """Contained three hours after notification with two of them paused: contain's delay is one hour."""
+    incident = await record(api, 600, notified_after=20)
+    notified = NOW - timedelta(minutes=580)
+    await event(api, incident, "paused", notified + timedelta(minutes=30), reason="waiting for the agency's logs")
+    await event(api, incident, "resumed", notified + timedelta(minutes=150))
+    await event(api, incident, "contained", notified + timedelta(minutes=180))
+    assert await refresh(api.app)
+    found = samples((await scrape(api))[1])
+
+    def count(objective: str, le: str) -> float | None:
+        return value(found, "certmon_sla_delay_seconds_bucket", objective=objective, severity="high", le=le)
+
+    assert (count("contain", "2700.0"), count("contain", "3600.0")) == (0, 1)
+    assert value(found, "certmon_sla_delay_seconds_sum", objective="contain", severity="high") == 3600
+    assert value(found, "certmon_sla_delay_seconds_sum", objective=KPI, severity="high") == 20 * 60
+    assert value(found, "certmon_sla_delay_seconds_count", objective="acknowledge", severity="high") == 0
 
 
 async def test_delay_histogram_counts_stopped_clocks_in_cumulative_buckets(api: Api) -> None:
@@ -142,14 +256,14 @@ async def test_delay_histogram_counts_stopped_clocks_in_cumulative_buckets(api: 
     found = samples((await scrape(api))[1])
 
     def bucket(le: str) -> float | None:
-        return value(found, "certmon_sla_delay_seconds_bucket", severity="high", le=le)
+        return value(found, "certmon_sla_delay_seconds_bucket", objective=KPI, severity="high", le=le)
 
     assert [bucket(le) for le in ("300.0", "900.0", "1800.0", "3600.0", "5400.0", "86400.0", "+Inf")] == [
         0, 1, 1, 2, 3, 3, 3,
     ]  # fmt: skip
-    assert value(found, "certmon_sla_delay_seconds_count", severity="high") == 3
-    assert value(found, "certmon_sla_delay_seconds_sum", severity="high") == pytest.approx(140 * 60)
-    assert value(found, "certmon_sla_delay_seconds_count", severity="medium") == 0
+    assert value(found, "certmon_sla_delay_seconds_count", objective=KPI, severity="high") == 3
+    assert value(found, "certmon_sla_delay_seconds_sum", objective=KPI, severity="high") == pytest.approx(140 * 60)
+    assert value(found, "certmon_sla_delay_seconds_count", objective=KPI, severity="medium") == 0
 
 
 async def test_scrapes_answer_from_the_last_snapshot_while_the_database_is_down(api: Api) -> None:
@@ -161,7 +275,7 @@ async def test_scrapes_answer_from_the_last_snapshot_while_the_database_is_down(
     assert not await refresh(api.app)
     after = samples((await scrape(api))[1])
     assert value(after, "certmon_snapshot_refresh_failures_total", part="database") == 1
-    assert value(after, "certmon_sla_compliance_ratio", window="fiscal_year") == 1.0
+    assert value(after, "certmon_sla_compliance_ratio", objective=KPI, window="fiscal_year") == 1.0
     last_success = "certmon_snapshot_last_success_timestamp_seconds"
     assert value(after, last_success) == value(before, last_success)
     age = value(after, "certmon_snapshot_age_seconds")
@@ -190,7 +304,7 @@ async def test_failing_part_keeps_its_figures_while_the_others_refresh(
         found = samples(await response.text())
     assert value(found, "certmon_snapshot_refresh_failures_total", part="survey_like") == 1
     assert value(found, "certmon_test_answers", survey="s1") == 7.0
-    assert value(found, "certmon_sla_compliance_ratio", window="fiscal_year") == 1.0
+    assert value(found, "certmon_sla_compliance_ratio", objective=KPI, window="fiscal_year") == 1.0
 
 
 async def test_family_with_wrong_number_of_label_values_is_refused() -> None:
@@ -237,7 +351,7 @@ async def test_prerendered_snapshot_is_byte_identical_to_prometheus_client_rende
 
 
 async def test_every_label_is_bounded(api: Api) -> None:
-    """certmon families carry only bounded labels (codes, sector, severity, state, window, service), no ids."""
+    """certmon families carry only bounded labels (objective, codes, sector, severity, state, window...), no ids."""
     await record(api, 100, notified_after=10)
     await api.call("POST", "/api/v1/incidents/bulk", data=b'{"not": "an incident"}\n')
     assert await refresh(api.app)
@@ -280,5 +394,5 @@ async def test_refresh_job_fills_the_snapshot_at_start_up(make_api: Callable[...
             break
         await asyncio.sleep(0.05)
     found = samples((await scrape(api))[1])
-    assert value(found, "certmon_sla_target_ratio") == 0.96
+    assert value(found, "certmon_sla_target_ratio", objective=KPI) == 0.96
     assert value(found, "certmon_snapshot_refresh_interval_seconds") == 3600.0

@@ -8,7 +8,16 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from certmon.core.calendars import Always, BusinessHours
-from certmon.core.policy import DEFAULT_POLICY_PATH, CalendarPolicy, Policy, PolicyError, SeverityPolicy, load_policy
+from certmon.core.policy import (
+    DEFAULT_POLICY_PATH,
+    CalendarPolicy,
+    ObjectivePolicy,
+    Policy,
+    PolicyError,
+    Rule,
+    SeverityPolicy,
+    load_policy,
+)
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -30,16 +39,18 @@ def test_default_policy_file_spells_out_every_key() -> None:
     raw = tomllib.loads(DEFAULT_POLICY_PATH.read_text(encoding="utf-8"))
     assert set(raw) == set(Policy.model_fields)
     assert set(raw["calendars"]["business"]) == set(CalendarPolicy.model_fields)
-    assert set(raw["severities"]["critical"]) == set(SeverityPolicy.model_fields)
+    assert set(raw["objectives"]["notify"]) == set(ObjectivePolicy.model_fields) - {"severities"}
+    assert set(raw["objectives"]["contain"]["severities"]["critical"]) == {"target_seconds"}
 
 
 def test_defaults_are_one_hour_detection_to_notification_in_bangkok() -> None:
-    """Each default severity has a 1-hour, detected-to-notified, 24x7 clock; the target is 96 %."""
+    """The KPI objective, notify, gives each severity a 1-hour, detected-to-notified, 24x7 clock; the target is 96 %."""
     policy = Policy()
     assert policy.tz == ZoneInfo("Asia/Bangkok")
     assert policy.compliance_target == 0.96
-    for severity in policy.severities.values():
-        assert severity == SeverityPolicy(target_seconds=3600, start="detected", stop="notified", calendar="24x7")
+    assert policy.kpi_name == "notify"
+    for severity in policy.severities:
+        assert policy.rule(severity) == Rule(3600, "detected", "notified", "24x7", pauses=False)
     assert policy.calendars["business"] == CalendarPolicy(
         kind="business", weekdays=(0, 1, 2, 3, 4), opens=time(8, 30), closes=time(17, 30), holidays="TH"
     )
@@ -71,9 +82,9 @@ holidays = ""
         )
     )
     assert list(policy.severities) == ["alert", "coordination"]
-    assert policy.severities["alert"].start == "analysed"
-    assert policy.severities["alert"].stop == "notified"
-    assert policy.severities["coordination"].stop == "notified+contained"
+    assert policy.rule("alert").start == "analysed"
+    assert policy.rule("alert").stop == "notified"
+    assert policy.rule("coordination").stop == "notified+contained"
     business = policy.calendars["business"]
     assert (business.opens, business.closes, business.holidays) == (time(9), time(18), None)
     assert "24x7" in policy.calendars
@@ -98,8 +109,9 @@ def test_equal_policies_have_equal_fingerprints_and_different_ones_differ() -> N
     [
         ("[severities.high]\ntarget_seconds = 0", "severities.high.target_seconds"),
         ("[severities.high]\ntarget_seconds = 3600.5", "severities.high.target_seconds"),
-        ('[severities.high]\nstart = "notified"', "severities.high.start"),
-        ('[severities.high]\nstop = "resolved"', "severities.high.stop"),
+        ('[severities.high]\nstart = "triaged"', "severities.high.start"),
+        ('[severities.high]\nstop = "closed"', "severities.high.stop"),
+        ('[severities.high]\nstart = "notified"', "severities.high.stop"),
         ('[severities.high]\ncalendar = "office"', "severities.high.calendar"),
         ("[severities.high]\ntarget_secs = 60", "severities.high.target_secs"),
         ("compliance_target = 1.5", "compliance_target"),
@@ -153,4 +165,102 @@ def test_survey_changes_leave_the_clock_fingerprint_alone() -> None:
     assert edited.fingerprint() != defaults.fingerprint()
     assert edited.clock_fingerprint() == defaults.clock_fingerprint()
     slower = defaults.model_copy(update={"at_risk_fraction": 0.5})
+    assert slower.clock_fingerprint() != defaults.clock_fingerprint()
+
+
+def test_built_in_objectives_are_notify_acknowledge_contain_and_six_business_hours_of_coordination() -> None:
+    """Beside the KPI: the agency's acknowledgement within an hour, containment that pauses, and ThaiCERT's
+    6-business-hour coordination on the business calendar."""
+    policy = Policy()
+    assert list(policy.objectives) == ["notify", "acknowledge", "contain", "coordinate"]
+    assert policy.rule("high", "acknowledge") == Rule(3600, "notified", "acknowledged", "24x7", pauses=False)
+    assert policy.rule("critical", "contain") == Rule(4 * 3600, "notified", "contained", "24x7", pauses=True)
+    assert policy.rule("medium", "contain").target_seconds == 24 * 3600
+    assert policy.rule("low", "coordinate") == Rule(6 * 3600, "detected", "notified", "business", pauses=True)
+    assert isinstance(policy.calendar_for("low", "coordinate"), BusinessHours)
+    assert all(o.label_th and o.label_en for o in policy.objectives.values())
+
+
+def test_a_one_clock_policy_file_loads_as_the_notify_objective(tmp_path: Path) -> None:
+    """A file of the format before objectives keeps its clocks, as the one KPI objective."""
+    policy = load_policy(
+        write(tmp_path, '[severities.p1]\ntarget_seconds = 1800\n\n[severities.p2]\nstart = "analysed"\n')
+    )
+    assert list(policy.objectives) == ["notify"]
+    assert policy.kpi_name == "notify"
+    assert policy.rule("p1") == Rule(1800, "detected", "notified", "24x7", pauses=False)
+    assert policy.rule("p2") == Rule(3600, "analysed", "notified", "24x7", pauses=False)
+
+
+def test_an_objectives_file_names_its_severities_and_overrides_per_severity(tmp_path: Path) -> None:
+    """Severities are listed; an objective's settings hold for each, unless a severity overrides them."""
+    policy = load_policy(
+        write(
+            tmp_path,
+            """
+severities = ["p1", "p2"]
+
+[objectives.report]
+label_th = "รายงาน"
+label_en = "Report"
+kpi = true
+stop = "notified+contained"
+target_seconds = 7200
+
+[objectives.report.severities.p2]
+calendar = "business"
+target_seconds = 21600
+""",
+        )
+    )
+    assert policy.kpi_name == "report"
+    assert policy.rule("p1") == Rule(7200, "detected", "notified+contained", "24x7", pauses=False)
+    assert policy.rule("p2") == Rule(21600, "detected", "notified+contained", "business", pauses=False)
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        (
+            '[severities.high]\ntarget_seconds = 60\n[objectives.notify]\nlabel_th = "ก"\nlabel_en = "a"\nkpi = true',
+            "severities.high.target_seconds: with [objectives], clocks belong to the objectives",
+        ),
+        ('[objectives.a]\nlabel_th = "ก"\nlabel_en = "a"', "exactly one objective needs kpi = true (found: none)"),
+        (
+            '[objectives.a]\nlabel_th = "ก"\nlabel_en = "a"\nkpi = true\n[objectives.b]\nlabel_th = "ข"\n'
+            'label_en = "b"\nkpi = true',
+            "found: a, b",
+        ),
+        (
+            '[objectives.a]\nlabel_th = "ก"\nlabel_en = "a"\nkpi = true\n[objectives.a.severities.urgent]\n'
+            "target_seconds = 60",
+            "objectives.a.severities.urgent: unknown severity",
+        ),
+        ('[objectives.a]\nlabel_th = "ก"\nlabel_en = "a"\nkpi = true\nstart = "notified"', "objectives.a"),
+        ('[objectives.a]\nlabel_en = "a"\nkpi = true', "objectives.a.label_th"),
+        ('[objectives.a]\nlabel_th = "ก"\nlabel_en = "a"\nkpi = true\ncalendar = "office"', "objectives.a.calendar"),
+        ('[objectives.a]\nlabel_th = "ก"\nlabel_en = "a"\nkpi = true\nstop = "notified+nothing"', "objectives.a.stop"),
+    ],
+)
+def test_bad_objectives_name_the_key(tmp_path: Path, toml: str, message: str) -> None:
+    """Each mistake in the objectives format names where it is and, for old keys, the new ones."""
+    with pytest.raises(PolicyError) as excinfo:
+        load_policy(write(tmp_path, toml))
+    assert message in str(excinfo.value)
+
+
+def test_clock_fingerprint_follows_objectives_but_not_their_labels() -> None:
+    """A new target recomputes stored clocks; a reworded label does not."""
+    defaults = Policy()
+    data = defaults.model_dump()
+    relabelled = Policy.model_validate(
+        {**data, "objectives": {**data["objectives"], "contain": {**data["objectives"]["contain"], "label_en": "x"}}}
+    )
+    slower = Policy.model_validate(
+        {
+            **data,
+            "objectives": {**data["objectives"], "contain": {**data["objectives"]["contain"], "target_seconds": 1}},
+        }
+    )
+    assert relabelled.clock_fingerprint() == defaults.clock_fingerprint()
     assert slower.clock_fingerprint() != defaults.clock_fingerprint()

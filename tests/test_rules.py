@@ -16,6 +16,7 @@ RULES_DIR = Path(__file__).resolve().parent.parent / "dashboards" / "prometheus"
 RULES = RULES_DIR / "certmon-rules.yaml"
 RULE_TESTS = RULES_DIR / "certmon-rules.test.yaml"
 RECORD_NAME = re.compile(r"[a-z_]+:[a-z0-9_]+:[a-z0-9_]+")  # level:metric:operation
+GROUPING = re.compile(r"\b(by|on)\s*\(([^)]*)\)")  # the label list of an aggregation or a vector match
 
 
 def load(path: Path) -> Any:
@@ -51,7 +52,10 @@ def test_every_alert_has_a_firing_and_a_quiet_unit_test() -> None:
         for check in case.get("alert_rule_test", []):
             (fires if check.get("exp_alerts") else quiet).add(check["alertname"])
     alerts = {rule["alert"] for rule in rules() if "alert" in rule}
-    assert alerts >= {"CertmonIncidentAtRisk", "CertmonIncidentBreached", "CertmonSnapshotStale", "CertmonDown"}
+    assert alerts >= {
+        "CertmonIncidentAtRisk", "CertmonIncidentBreached", "CertmonObjectiveBreached", "CertmonSnapshotStale",
+        "CertmonDown",
+    }  # fmt: skip
     assert alerts - fires == set(), "alerts never tested firing"
     assert alerts - quiet == set(), "alerts never tested quiet"
 
@@ -76,3 +80,25 @@ def test_compose_prometheus_configuration_is_valid_with_the_rules(tmp_path: Path
     (tmp_path / "prometheus.yml").write_text(config, encoding="utf-8")
     result = promtool("check", "config", str(tmp_path / "prometheus.yml"))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_no_sla_rule_sums_or_matches_across_objectives() -> None:
+    """Every aggregation and vector match over SLA series keeps `objective`: an incident counts once per objective,
+    so a sum without it would add the KPI to the other objectives' clocks."""
+    checked = 0
+    for rule in rules():
+        expr = rule["expr"]
+        if "sla" not in expr:
+            continue
+        for kind, labels in GROUPING.findall(expr):
+            assert "objective" in {label.strip() for label in labels.split(",")}, (rule.get("record"), kind, expr)
+            checked += 1
+    assert checked > 20
+
+
+def test_kpi_alerts_select_the_kpi_objective_by_its_info_series_not_its_name() -> None:
+    """The paging SLA alerts speak of the KPI whatever the policy calls it: they join certmon_sla_objective_info."""
+    for rule in rules():
+        if rule.get("alert", "").startswith(("CertmonIncident", "CertmonAgency", "CertmonNational")):
+            assert 'certmon:sla_objective_info:max{kpi="true"}' in rule["expr"], rule["alert"]
+            assert "notify" not in rule["expr"], rule["alert"]

@@ -8,16 +8,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from certmon.core.calendars import Always, BusinessHours, Calendar
-from certmon.core.clocks import Clocks
+from certmon.core.clocks import Clocks, clock_rows
 from certmon.core.models import IncidentIn
-from certmon.core.policy import CalendarPolicy, Policy, SeverityPolicy, build_calendar
+from certmon.core.policy import CalendarPolicy, Policy, Rule, SeverityPolicy, build_calendar
 from certmon.core.sla import (
     SLA_STATES,
     Clock,
     Milestones,
+    Pause,
     SlaState,
     compute_clock,
     elapsed_seconds,
+    paused_seconds_at,
     shortfall,
     state_at,
     status_colour,
@@ -34,8 +36,14 @@ def bkk(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> date
     return datetime(year, month, day, hour, minute, tzinfo=BKK)
 
 
+def rule_of(**given: object) -> Rule:
+    """An objective's rule for one severity, as a policy file's [severities.NAME] table of the one-clock format."""
+    severity = SeverityPolicy.model_validate(given)
+    return Rule(severity.target_seconds, severity.start, severity.stop, severity.calendar, pauses=False)
+
+
 def clock_for(milestones: Milestones, clock_calendar: Calendar = ALWAYS, **severity: object) -> Clock:
-    return compute_clock(milestones, SeverityPolicy.model_validate(severity), clock_calendar, 0.75)
+    return compute_clock(milestones, rule_of(**severity), clock_calendar, 0.75)
 
 
 # Calendars
@@ -238,7 +246,7 @@ targets = st.integers(min_value=60, max_value=12 * HOUR)
 def clocks(draw: st.DrawFn) -> tuple[Clock, datetime]:
     detected = draw(instants)
     notified = draw(st.none() | minutes.map(lambda n: detected + timedelta(minutes=n)))
-    severity = SeverityPolicy(target_seconds=draw(targets))
+    severity = rule_of(target_seconds=draw(targets))
     fraction = draw(st.floats(min_value=0.05, max_value=0.95))
     milestones = Milestones(detected=detected, notified=notified)
     return compute_clock(milestones, severity, draw(calendars), fraction), detected
@@ -310,7 +318,13 @@ def test_figures_counts_add_up_to_total(states: list[SlaState]) -> None:
     figures = tally(states)
     assert figures.total == len(states)
     assert (
-        figures.met + figures.breached + figures.pending + figures.at_risk + figures.excluded + figures.no_clock
+        figures.met
+        + figures.breached
+        + figures.pending
+        + figures.at_risk
+        + figures.excluded
+        + figures.no_clock
+        + figures.paused
         == figures.total
     )
 
@@ -422,6 +436,153 @@ def test_row_clocks_on_the_24x7_calendar_equal_the_engine(
             **{f"{name}_at": at for name, at in after.items()},
         }
     )
-    expected = compute_clock(Milestones(detected=detected, **after), rule, ALWAYS, fraction)
+    expected = compute_clock(Milestones(detected=detected, **after), policy.rule("high"), ALWAYS, fraction)
     got = Clocks(policy).clock_values(data)
     assert got == (expected.start, expected.at_risk_at, expected.due_at, expected.stopped_at, expected.delay_seconds)
+
+
+# Pauses
+
+
+def pausing(target: int = HOUR, start: str = "detected", stop: str = "notified") -> Rule:
+    return Rule(target, start, stop, "24x7", pauses=True)  # type: ignore[arg-type]
+
+
+def test_a_closed_pause_pushes_the_due_time_back_and_leaves_the_delay() -> None:
+    """Paused 20 minutes in a one-hour clock: due 20 minutes later, and 20 minutes fewer on the delay."""
+    detected = bkk(2024, 3, 13, 14)
+    pause = Pause(detected + timedelta(minutes=10), detected + timedelta(minutes=30))
+    m = Milestones(detected=detected, notified=detected + timedelta(minutes=70))
+    clock = compute_clock(m, pausing(), ALWAYS, 0.75, [pause])
+    assert clock.due_at == detected + timedelta(minutes=80)
+    assert clock.at_risk_at == detected + timedelta(minutes=65)
+    assert (clock.delay_seconds, clock.paused_seconds) == (50 * 60, 20 * 60)
+    assert state_at(clock, detected + timedelta(days=1), excluded=False) == "met"
+    assert compute_clock(m, rule_of(), ALWAYS, 0.75, [pause]).delay_seconds == 70 * 60  # a rule that does not pause
+
+
+def test_an_open_pause_holds_the_clock_with_no_due_time() -> None:
+    detected = bkk(2024, 3, 13, 14)
+    clock = compute_clock(
+        Milestones(detected=detected), pausing(), ALWAYS, 0.75, [Pause(detected + timedelta(minutes=50))]
+    )
+    assert (clock.due_at, clock.paused_since) == (None, detected + timedelta(minutes=50))
+    assert clock.at_risk_at == detected + timedelta(minutes=45)  # reached before the pause began
+    later = detected + timedelta(hours=5)
+    assert state_at(clock, later, excluded=False) == "paused"
+    assert elapsed_seconds(clock, later, ALWAYS) == 50 * 60
+    assert paused_seconds_at(clock, later, ALWAYS) == 4 * HOUR + 10 * 60
+
+
+def test_a_pause_after_the_due_time_does_not_rescue_a_breached_clock() -> None:
+    detected = bkk(2024, 3, 13, 14)
+    pause = Pause(detected + timedelta(minutes=90))
+    clock = compute_clock(Milestones(detected=detected), pausing(), ALWAYS, 0.75, [pause])
+    assert clock.due_at == detected + timedelta(hours=1)
+    assert state_at(clock, detected + timedelta(hours=3), excluded=False) == "breached"
+
+
+def test_the_stop_ends_a_pause_that_was_never_resumed() -> None:
+    detected = bkk(2024, 3, 13, 14)
+    m = Milestones(detected=detected, notified=detected + timedelta(minutes=90))
+    clock = compute_clock(m, pausing(), ALWAYS, 0.75, [Pause(detected + timedelta(minutes=30))])
+    assert (clock.paused_seconds, clock.delay_seconds, clock.paused_since) == (3600, 1800, None)
+    assert clock.due_at == detected + timedelta(minutes=120)
+    assert state_at(clock, detected + timedelta(days=1), excluded=False) == "met"
+
+
+def test_on_a_business_calendar_only_opening_hours_of_a_pause_count() -> None:
+    """Paused from Friday 16:30 to Monday 09:30 Bangkok: 2 business hours paused, not 65 hours."""
+    detected = bkk(2024, 3, 15, 15, 30)  # Friday
+    rule = Rule(6 * HOUR, "detected", "notified", "business", pauses=True)
+    pause = Pause(bkk(2024, 3, 15, 16, 30), bkk(2024, 3, 18, 9, 30))
+    clock = compute_clock(Milestones(detected=detected), rule, BUSINESS, 0.75, [pause])
+    assert clock.paused_seconds == 2 * HOUR
+    # 1 h ran on Friday before the pause; 5 h remain from Monday 09:30: due 14:30
+    assert clock.due_at == bkk(2024, 3, 18, 14, 30)
+
+
+pause_offsets = st.lists(
+    st.tuples(st.integers(min_value=0, max_value=4 * HOUR), st.integers(min_value=1, max_value=2 * HOUR)),
+    max_size=4,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    pause_offsets,
+    st.integers(min_value=0, max_value=6 * HOUR),
+    st.integers(min_value=60, max_value=3 * HOUR),
+)
+def test_paused_time_never_counts_and_met_means_within_the_target(
+    spans: list[tuple[int, int]], stop: int, target: int
+) -> None:
+    """On 24x7: the delay is the clock's run minus the paused time in it; within the target is met, beyond is
+    breached; paused time equals the union of the pauses clipped to the run."""
+    detected = datetime(2024, 1, 1, tzinfo=UTC)
+    pauses = [Pause(detected + timedelta(seconds=s), detected + timedelta(seconds=s + d)) for s, d in spans]
+    stopped = detected + timedelta(seconds=stop)
+    clock = compute_clock(Milestones(detected=detected, notified=stopped), pausing(target), ALWAYS, 0.5, pauses)
+    covered = set()
+    for s, d in spans:
+        covered.update(range(s, min(s + d, stop)))
+    assert clock.paused_seconds == len(covered)
+    assert clock.delay_seconds == stop - len(covered)
+    state = state_at(clock, stopped, excluded=False)
+    assert clock.delay_seconds is not None
+    if clock.delay_seconds < target:
+        assert state == "met"
+    if clock.delay_seconds > target:
+        assert state == "breached"
+
+
+@settings(max_examples=200, deadline=None)
+@given(pause_offsets, st.lists(st.integers(min_value=0, max_value=8 * HOUR), min_size=2, max_size=6))
+def test_a_paused_or_running_clock_only_moves_forward(spans: list[tuple[int, int]], instants: list[int]) -> None:
+    """Elapsed time never goes back as now advances, and an open last pause freezes it."""
+    detected = datetime(2024, 1, 1, tzinfo=UTC)
+    pauses = [Pause(detected + timedelta(seconds=s), detected + timedelta(seconds=s + d)) for s, d in spans]
+    pauses.append(Pause(detected + timedelta(seconds=5 * HOUR)))
+    clock = compute_clock(Milestones(detected=detected), pausing(), ALWAYS, 0.5, pauses)
+    values = [elapsed_seconds(clock, detected + timedelta(seconds=s), ALWAYS) for s in sorted(instants)]
+    assert values == sorted(values)  # type: ignore[type-var]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2025, 1, 1), timezones=st.just(UTC)),
+    *(st.one_of(st.none(), st.integers(min_value=0, max_value=5 * 24 * HOUR)) for _ in range(4)),
+    st.sampled_from(["critical", "high", "medium", "low"]),
+)
+def test_a_new_rows_objective_clocks_equal_the_engine_for_every_built_in_objective(
+    detected: datetime,
+    analysed: int | None,
+    notified: int | None,
+    acknowledged: int | None,
+    contained: int | None,
+    severity: str,
+) -> None:
+    """The clock rows stored with a new incident (24x7 shortcut or not) are what the engine gives each objective."""
+    after = {
+        name: None if seconds is None else detected + timedelta(seconds=seconds)
+        for name, seconds in (
+            ("analysed", analysed),
+            ("notified", notified),
+            ("acknowledged", acknowledged),
+            ("contained", contained),
+        )
+    }
+    data = IncidentIn.model_validate(
+        {
+            "agency": "MOF",
+            "title": "t",
+            "severity": severity,
+            "category": "malicious-code/c2-server",
+            "detected_at": detected,
+            **{f"{name}_at": value for name, value in after.items()},
+        }
+    )
+    clocks = Clocks(Policy())
+    engine = clocks.all(severity, {"detected": detected, **after})
+    assert clocks.objective_rows(data) == clock_rows(engine)
+    assert {row[0] for row in clocks.objective_rows(data)} >= {"notify", "coordinate"}

@@ -1,19 +1,26 @@
-"""An incident's SLA clock under a policy: the clock columns of a new row, and a fingerprint of what was said."""
+"""An incident's SLA clocks under a policy, one per objective: the clock columns of a new row, and a fingerprint
+of what was said."""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from certmon.core.calendars import Always
+from certmon.core.calendars import Always, Calendar
 from certmon.core.errors import Invalid
 from certmon.core.models import MILESTONES, IncidentIn
-from certmon.core.policy import Policy, SeverityPolicy
-from certmon.core.sla import Clock, Milestones, compute_clock
+from certmon.core.policy import Policy, Rule
+from certmon.core.sla import Clock, Milestones, Pause, compute_clock
 
 ALL_MILESTONES = ("detected", *MILESTONES)
+# The columns of incident_clocks after incident_id, in the order of every query and COPY that writes them.
+CLOCK_COLUMNS = (
+    "objective", "clock_start", "at_risk_at", "due_at", "stopped_at", "delay_seconds", "paused_seconds",
+    "paused_since",
+)  # fmt: skip
+_NO_CLOCK = Clock(None, None, None, None, None)
 
 
 def body_hash(data: IncidentIn) -> str:
@@ -25,44 +32,76 @@ def body_hash(data: IncidentIn) -> str:
 
 
 class _RoundTheClock:
-    """A severity whose clock runs on the 24x7 calendar, where due times are plain additions.
+    """A rule whose clock runs on the 24x7 calendar, with no pause yet, where due times are plain additions.
 
-    Bulk ingest computes one clock per line; this gives the values compute_clock gives (a test holds the two
-    equal) without building its Milestones and Clock objects.
+    Bulk ingest computes every objective's clock per line; this gives the values compute_clock gives (a test holds
+    the two equal) without building its Milestones and Clock objects.
     """
 
-    def __init__(self, rule: SeverityPolicy, at_risk_fraction: float) -> None:
-        self.from_analysed = rule.start == "analysed"
-        self.stop = rule.stop
+    def __init__(self, rule: Rule, at_risk_fraction: float) -> None:
+        self.start = f"{rule.start}_at"
+        self.stops = tuple(f"{name}_at" for name in rule.stop_milestones)
         self.at_risk = timedelta(seconds=at_risk_fraction * rule.target_seconds)
         self.target = timedelta(seconds=rule.target_seconds)
 
     def values(self, data: IncidentIn) -> tuple[Any, ...]:
         """clock_start, at_risk_at, due_at, stopped_at and delay_seconds."""
-        start = data.analysed_at if self.from_analysed else data.detected_at
-        if self.stop == "notified":
-            stopped = data.notified_at
-        elif self.stop == "contained":
-            stopped = data.contained_at
-        elif data.notified_at is None or data.contained_at is None:
-            stopped = None
-        else:
-            stopped = max(data.notified_at, data.contained_at)
+        fields = data.__dict__
+        start = fields[self.start]
+        stops = [fields[name] for name in self.stops]
+        stopped = None if None in stops else max(stops)
         if start is None:
             return (None, None, None, stopped, None)
         delay = None if stopped is None else max(0.0, (stopped - start).total_seconds())
         return (start, start + self.at_risk, start + self.target, stopped, delay)
 
 
+def milestones_of(values: Mapping[str, datetime | None]) -> Milestones:
+    detected = values["detected"]
+    assert detected is not None
+    return Milestones(
+        detected=detected,
+        analysed=values.get("analysed"),
+        notified=values.get("notified"),
+        acknowledged=values.get("acknowledged"),
+        contained=values.get("contained"),
+        resolved=values.get("resolved"),
+    )
+
+
 class Clocks:
-    """A policy's SLA clocks, with each severity's rule and calendar looked up once rather than per row."""
+    """A policy's SLA clocks, every objective's rule and calendar per severity looked up once rather than per row.
+
+    ``Clocks.of(policy)`` shares one per policy object: a service holds one policy for its lifetime, and building
+    the rules again for every request would cost more than storing the incident.
+    """
+
+    _shared: dict[int, tuple[Policy, Clocks]] = {}  # noqa: RUF012  (a cache, keyed by the policy object)
+
+    @classmethod
+    def of(cls, policy: Policy) -> Clocks:
+        held = cls._shared.get(id(policy))
+        if held is not None and held[0] is policy:
+            return held[1]
+        if len(cls._shared) >= 8:
+            cls._shared.clear()
+        clocks = cls(policy)
+        clocks.fingerprint  # noqa: B018  (computed once, here, rather than on the first request)
+        cls._shared[id(policy)] = (policy, clocks)
+        return clocks
 
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
-        self._rules = {name: (rule, policy.calendar_for(name)) for name, rule in policy.severities.items()}
+        self.kpi = policy.kpi_name
+        self.objectives = tuple(policy.objectives)
+        self._rules: dict[tuple[str, str], tuple[Rule, Calendar]] = {}
+        for objective in self.objectives:
+            for severity in policy.severities:
+                rule = policy.rule(severity, objective)
+                self._rules[(objective, severity)] = (rule, policy.calendar_named(rule.calendar))
         self._round_the_clock = {
-            name: _RoundTheClock(rule, policy.at_risk_fraction)
-            for name, (rule, calendar) in self._rules.items()
+            key: _RoundTheClock(rule, policy.at_risk_fraction)
+            for key, (rule, calendar) in self._rules.items()
             if isinstance(calendar, Always)
         }
         self._fingerprint: str | None = None
@@ -74,44 +113,61 @@ class Clocks:
         return self._fingerprint
 
     def check_severity(self, severity: str) -> None:
-        if severity not in self._rules:
-            raise Invalid("severity", f"must be one of {', '.join(self._rules)}")
+        if severity not in self.policy.severities:
+            raise Invalid("severity", f"must be one of {', '.join(self.policy.severities)}")
 
-    def clock(self, severity: str, milestones: Mapping[str, datetime | None]) -> Clock:
-        """The clock under this policy; an incident whose severity the policy no longer knows has none."""
-        detected = milestones["detected"]
-        assert detected is not None
-        return self._clock(
-            severity,
-            Milestones(
-                detected=detected,
-                analysed=milestones.get("analysed"),
-                notified=milestones.get("notified"),
-                acknowledged=milestones.get("acknowledged"),
-                contained=milestones.get("contained"),
-                resolved=milestones.get("resolved"),
-            ),
-        )
+    def calendar(self, severity: str, objective: str | None = None) -> Calendar | None:
+        parts = self._rules.get((objective or self.kpi, severity))
+        return None if parts is None else parts[1]
 
-    def _clock(self, severity: str, m: Milestones) -> Clock:
-        parts = self._rules.get(severity)
+    def clock(
+        self,
+        severity: str,
+        milestones: Mapping[str, datetime | None],
+        objective: str | None = None,
+        pauses: Sequence[Pause] = (),
+    ) -> Clock:
+        """One objective's clock (the KPI's by default); a severity the policy no longer knows has none."""
+        return self._clock(objective or self.kpi, severity, milestones_of(milestones), pauses)
+
+    def all(
+        self, severity: str, milestones: Mapping[str, datetime | None], pauses: Sequence[Pause] = ()
+    ) -> dict[str, Clock]:
+        """Every objective's clock, by objective name."""
+        m = milestones_of(milestones)
+        return {objective: self._clock(objective, severity, m, pauses) for objective in self.objectives}
+
+    def _clock(self, objective: str, severity: str, m: Milestones, pauses: Sequence[Pause]) -> Clock:
+        parts = self._rules.get((objective, severity))
         if parts is None:
-            return Clock(None, None, None, None, None)
-        return compute_clock(m, parts[0], parts[1], self.policy.at_risk_fraction)
+            return _NO_CLOCK
+        return compute_clock(m, parts[0], parts[1], self.policy.at_risk_fraction, pauses)
 
     def clock_values(self, data: IncidentIn) -> tuple[Any, ...]:
-        """The clock columns of a new incident: clock_start, at_risk_at, due_at, stopped_at, delay_seconds."""
-        fast = self._round_the_clock.get(data.severity)
+        """The KPI clock columns of a new incident: clock_start, at_risk_at, due_at, stopped_at, delay_seconds."""
+        return self._values(self.kpi, data)
+
+    def _values(self, objective: str, data: IncidentIn) -> tuple[Any, ...]:
+        fast = self._round_the_clock.get((objective, data.severity))
         if fast is not None:
             return fast.values(data)
         m = Milestones(
             data.detected_at, data.analysed_at, data.notified_at, data.acknowledged_at, data.contained_at,
             data.resolved_at,
         )  # fmt: skip
-        return clock_values(self._clock(data.severity, m))
+        return clock_values(self._clock(objective, data.severity, m, ()))
+
+    def objective_rows(self, data: IncidentIn) -> list[tuple[Any, ...]]:
+        """A new incident's incident_clocks rows (CLOCK_COLUMNS), for the objectives whose clock started or stopped."""
+        rows = []
+        for objective in self.objectives:
+            values = self._values(objective, data)
+            if values[0] is not None or values[3] is not None:
+                rows.append((objective, *values, 0.0, None))
+        return rows
 
     def insert_args(self, data: IncidentIn, actor: str, digest: str | None = None) -> tuple[Any, ...]:
-        """The values of one incidents row, in the column order of incident_insert and incident_stage.
+        """The values of one incidents row in the column order of incident_insert, then its objective_rows.
 
         ``digest`` is body_hash(data), from a caller that keeps it to compare with a row stored under the same key.
         """
@@ -135,8 +191,27 @@ class Clocks:
             *self.clock_values(data),
             self.fingerprint,
             actor,
+            self.objective_rows(data),
         )
 
 
 def clock_values(clock: Clock) -> tuple[Any, ...]:
     return (clock.start, clock.at_risk_at, clock.due_at, clock.stopped_at, clock.delay_seconds)
+
+
+def clock_rows(clocks: Mapping[str, Clock]) -> list[tuple[Any, ...]]:
+    """incident_clocks rows (CLOCK_COLUMNS) of the clocks that started or stopped."""
+    return [
+        (objective, *clock_values(clock), clock.paused_seconds, clock.paused_since)
+        for objective, clock in clocks.items()
+        if clock.start is not None or clock.stopped_at is not None
+    ]
+
+
+def columns(rows: Iterable[Sequence[Any]], width: int) -> list[list[Any]]:
+    """Rows turned into one list per column, as unnest() takes them."""
+    out: list[list[Any]] = [[] for _ in range(width)]
+    for row in rows:
+        for index, value in enumerate(row):
+            out[index].append(value)
+    return out

@@ -56,6 +56,13 @@ class Invalid(CertmonError):
         self.field = field
 
 
+class BadGateway(CertmonError):
+    """A server certmon relies on to do the work (a mail server, an agency's webhook) refused it or did not answer."""
+
+    status = 502
+    title = "Bad gateway"
+
+
 class DatabaseUnavailable(CertmonError):
     status = 503
     title = "Service unavailable"

@@ -1,9 +1,13 @@
 """What a monthly SLA export holds: its columns, its evaluation instant, restatement diffs, files and manifest.
 
 A month's data files are a pure function of the stored rows, the policy and the month. Incident states are taken
-at the month's *evaluation instant*: the month's end plus the longest severity target, counted on each severity's
-own calendar. Every clock that started in the month is due by then, so no incident is still pending, and the
-instant does not depend on when the export runs. The generation time appears in the manifest only.
+at the month's *evaluation instant*: the month's end plus the longest target of every SLA objective and severity,
+each counted on its own calendar. Every clock that started in the month is due by then, so none is still pending
+(a clock that a pause still holds shows as paused; its resumption later restates the month), and the instant does
+not depend on when the export runs. The generation time appears in the manifest only.
+
+figures.csv and incidents.csv are the KPI objective's, as they were before the policy had other objectives; the
+objective files hold every objective, the KPI's included.
 """
 
 from __future__ import annotations
@@ -23,7 +27,15 @@ from certmon.core.periods import Period, previous_month
 from certmon.core.policy import Policy
 from certmon.core.tables import CSV_MEDIA, JSON_MEDIA, XLSX_MEDIA, Column, Table, to_csv, to_json, to_xlsx
 
-FORMAT = "certmon-monthly-export/1"
+FORMAT = "certmon-monthly-export/2"
+# What each earlier format lacks, for the restatement that brings a month exported in it up to FORMAT.
+FORMAT_CHANGES = {
+    "certmon-monthly-export/1": (
+        "adds objectives.csv, objective-figures.csv and incident-objectives.csv (every SLA objective of the policy) "
+        "and evaluates the month once every objective's clocks are due; figures.csv and incidents.csv keep the KPI's "
+        "figures and clocks, computed as before"
+    ),
+}
 
 
 MANIFEST_FORMAT = "certmon-export-manifest/1"
@@ -35,6 +47,16 @@ RESTATE_MONTHS = 12  # a scheduled run re-checks the exported months of the last
 FIGURE_FIELDS = (
     "total", "met", "breached", "pending", "at_risk", "excluded", "no_clock", "compliance", "target", "shortfall",
     "status", "delay_p50", "delay_p90", "delay_p95", "delay_max",
+)  # fmt: skip
+
+
+# Figures of objective-figures.csv: those of figures.csv, and the clocks a pause holds.
+OBJECTIVE_FIGURE_FIELDS = (*FIGURE_FIELDS[:5], "paused", *FIGURE_FIELDS[5:])
+
+
+# Fields of incident-objectives.csv that a restatement compares.
+INCIDENT_OBJECTIVE_FIELDS = (
+    "state", "clock_start", "due_at", "stopped_at", "delay_seconds", "paused_seconds", "paused_since",
 )  # fmt: skip
 
 
@@ -108,7 +130,45 @@ SATISFACTION_COLUMNS = (
 )
 
 
+OBJECTIVE_COLUMNS = (
+    Column("objective", "Objective", "ตัวชี้วัด", width=14),
+    Column("label_th", "Thai name", "ชื่อตัวชี้วัด", width=40),
+    Column("label_en", "Name", "ชื่อ (อังกฤษ)", width=40),
+    Column("kpi", "KPI", "ตัวชี้วัดหลัก", width=8),
+    Column("severity", "Severity", "ระดับความรุนแรง", width=10),
+    Column("start", "Clock starts at", "เริ่มนับเมื่อ", width=14),
+    Column("stop", "Clock stops at", "หยุดนับเมื่อ", width=20),
+    Column("calendar", "Calendar", "ปฏิทิน", width=12),
+    Column("target_seconds", "Target (s)", "เป้าหมาย (วินาที)", "int"),
+    Column("pauses", "Pauses count", "หยุดนับระหว่างรอหน่วยงาน", width=10),
+)
+
+
+OBJECTIVE_FIGURE_COLUMNS = (
+    Column("objective", "Objective", "ตัวชี้วัด", width=14),
+    *FIGURE_COLUMNS[:10],
+    Column("paused", "Paused", "หยุดนับชั่วคราว", "int"),
+    *FIGURE_COLUMNS[10:],
+)
+
+
+INCIDENT_OBJECTIVE_COLUMNS = (
+    Column("id", "Incident", "เลขที่เหตุการณ์", "int", 10),
+    Column("objective", "Objective", "ตัวชี้วัด", width=14),
+    Column("agency", "Agency", "หน่วยงาน", width=10),
+    Column("severity", "Severity", "ระดับความรุนแรง", width=10),
+    Column("state", "SLA state", "สถานะ SLA", width=10),
+    Column("clock_start", "Clock start", "เริ่มนับเวลา", width=26),
+    Column("due_at", "Due", "ครบกำหนด", width=26),
+    Column("stopped_at", "Clock stop", "หยุดนับเวลา", width=26),
+    Column("delay_seconds", "Delay (s)", "ระยะเวลา (วินาที)", "seconds"),
+    Column("paused_seconds", "Paused (s)", "เวลาที่หยุดนับ (วินาที)", "seconds"),
+    Column("paused_since", "Paused since", "หยุดนับตั้งแต่", width=26),
+)
+
+
 RESTATED_FIGURE_COLUMNS = (
+    Column("objective", "Objective", "ตัวชี้วัด", width=14),
     Column("scope", "Scope", "ขอบเขต", width=12),
     Column("key", "Key", "รหัส", width=18),
     Column("figure", "Figure", "ตัวเลข", width=14),
@@ -119,6 +179,7 @@ RESTATED_FIGURE_COLUMNS = (
 
 RESTATED_INCIDENT_COLUMNS = (
     Column("incident", "Incident", "เลขที่เหตุการณ์", "int", 10),
+    Column("objective", "Objective", "ตัวชี้วัด", width=14),
     Column("field", "Field", "รายการ", width=16),
     Column("old", "Previous value", "ค่าเดิม", width=26),
     Column("new", "Restated value", "ค่าใหม่", width=26),
@@ -148,24 +209,54 @@ class ExportResult:
     export_id: int
 
 
-def evaluation_instant(policy: Policy, period: Period) -> datetime:
-    """The period's end plus the longest severity target, each on its own calendar: every clock of the period is due."""
+def evaluation_instant(policy: Policy, period: Period, objectives: Iterable[str] | None = None) -> datetime:
+    """The period's end plus the longest target of every objective (or of those given) and severity, each on its
+    own calendar: every clock that started in the period is due by then, unless a pause holds it."""
     return max(
-        policy.calendar_for(name).add(period.end, severity.target_seconds)
-        for name, severity in policy.severities.items()
+        policy.calendar_for(severity, name).add(period.end, policy.rule(severity, name).target_seconds)
+        for name in (policy.objectives if objectives is None else objectives)
+        for severity in policy.severities
     )
+
+
+def objective_rows(policy: Policy) -> list[dict[str, Any]]:
+    """What each objective measures, per severity: the key to reading the objective files."""
+    rows = []
+    for name, objective in policy.objectives.items():
+        for severity in policy.severities:
+            rule = policy.rule(severity, name)
+            rows.append(
+                {"objective": name, "label_th": objective.label_th, "label_en": objective.label_en,
+                 "kpi": objective.kpi, "severity": severity, "start": rule.start, "stop": rule.stop,
+                 "calendar": rule.calendar, "target_seconds": rule.target_seconds, "pauses": rule.pauses}
+            )  # fmt: skip
+    return rows
+
+
+def format_reason(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any] | None:
+    """The restatement reason of a revision whose format differs from the previous revision's, else None."""
+    if old.get("format") == new["format"]:
+        return None
+    what = FORMAT_CHANGES.get(old.get("format", ""), "see the export documentation")
+    text = f"export format {old.get('format')} -> {new['format']}: {what}"
+    if old.get("evaluated_at") != new["evaluated_at"]:
+        text += f"; evaluated at {new['evaluated_at']} (was {old.get('evaluated_at')})"
+    return {"incident": None, "type": "format", "milestone": None, "at": None, "reason": text, "note": None,
+            "actor": None, "recorded_at": None}  # fmt: skip
 
 
 def local_iso(value: datetime | None, policy: Policy) -> str | None:
     return None if value is None else value.astimezone(policy.tz).isoformat()
 
 
-def figure_row(scope: str, key: str, figures: dict[str, Any], target: float) -> dict[str, Any]:
+def figure_row(
+    scope: str, key: str, figures: dict[str, Any], target: float, fields: Sequence[str] = FIGURE_FIELDS
+) -> dict[str, Any]:
     latency = figures["latency_seconds"]
     return {
         "scope": scope,
         "key": key,
-        **{name: figures[name] for name in FIGURE_FIELDS if name in figures},
+        **{name: figures[name] for name in fields if name in figures},
         "target": target,
         "delay_p50": latency["p50"],
         "delay_p90": latency["p90"],
@@ -203,6 +294,14 @@ def tables(content: dict[str, Any]) -> list[Table]:
         Table("figures", "Figures", FIGURE_COLUMNS, content["figures"]),
         Table("incidents", "Incidents", INCIDENT_COLUMNS, content["incidents"]),
     ]
+    if "objectives" in content:  # absent from revisions of format 1, which a restatement reads back
+        found += [
+            Table("objectives", "Objectives", OBJECTIVE_COLUMNS, content["objectives"]),
+            Table("objective-figures", "Objective figures", OBJECTIVE_FIGURE_COLUMNS, content["objective_figures"]),
+            Table(
+                "incident-objectives", "Incident objectives", INCIDENT_OBJECTIVE_COLUMNS, content["incident_objectives"]
+            ),
+        ]
     if content["satisfaction"]:
         found.append(Table("satisfaction", "Satisfaction", SATISFACTION_COLUMNS, content["satisfaction"]))
     restatement = content.get("restatement")

@@ -7,8 +7,9 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, model_validator
 
 from certmon.core.periods import EARLIEST  # older than any sensor's record, far from datetime's own limits
 from certmon.core.taxonomy import SECTORS, TLP_LABELS, rsit_categories
@@ -17,7 +18,9 @@ MAX_CLOCK_SKEW = timedelta(minutes=5)  # sensors' clocks drift; anything further
 MILESTONES = ("analysed", "notified", "acknowledged", "contained", "resolved")
 MILESTONE_FIELDS = tuple(f"{name}_at" for name in MILESTONES)
 Milestone = Literal["analysed", "notified", "acknowledged", "contained", "resolved"]
-CorrectableMilestone = Literal["detected", "analysed", "notified", "acknowledged", "contained", "resolved"]
+CorrectableMilestone = Literal[
+    "detected", "analysed", "notified", "acknowledged", "contained", "resolved", "paused", "resumed"
+]
 EventType = Literal[
     "analysed",
     "notified",
@@ -27,9 +30,15 @@ EventType = Literal[
     "reopened",
     "excluded",
     "included",
+    "paused",
+    "resumed",
     "comment",
     "correction",
 ]
+# What an agency's own token may record on its own agency's incidents: its side of the exchange.
+AGENCY_EVENTS = frozenset({"acknowledged", "contained", "resolved", "comment"})
+# Written by certmon itself when it notifies an agency; never accepted from a client.
+NOTIFICATION_EVENTS = ("notification_sent", "notification_failed")
 Role = Literal["admin", "analyst", "auditor", "agency"]
 Sector = Literal[
     "national-security",
@@ -104,13 +113,67 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
-class AgencyIn(Strict):
+MAX_CONTACTS = 20  # addressees of one notification e-mail; a team's shared mailbox counts as one
+WEBHOOK_SECRET_MIN = 16  # characters; the secret keys HMAC-SHA256, a short one can be guessed from a signed body
+
+
+def _web_url(value: str) -> str:
+    try:
+        parts = urlsplit(value)
+        _ = parts.port  # a port that is not a number, or out of range, raises ValueError here
+    except ValueError as exc:
+        raise ValueError(f"is not a URL ({exc})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    if any(c.isspace() or ord(c) < 32 for c in value):
+        raise ValueError("must not contain spaces or control characters")
+    return value
+
+
+WebUrl = Annotated[
+    str, Field(min_length=1, max_length=2000, examples=["https://soc.mof.go.th/certmon"]), AfterValidator(_web_url)
+]
+
+
+def _one_line(value: str) -> str:
+    # A contact's name goes into the To: header, where a line break would start a header of the sender's choosing.
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError("must not contain line breaks or control characters")
+    return value
+
+
+class Contact(Strict):
+    name: Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_one_line)]
+    email: EmailStr
+
+
+class WebhookIn(Strict):
+    url: WebUrl
+    secret: Annotated[str, Field(min_length=WEBHOOK_SECRET_MIN, max_length=500, pattern=NO_NUL)] | None = Field(
+        default=None,
+        description="signs every request (HMAC-SHA256); left out when changing the URL, the stored secret is kept",
+    )
+
+
+class WebhookOut(BaseModel):
+    url: str
+    secret_set: bool = Field(description="the secret itself is never shown")
+
+
+class AgencyFields(Strict):
     code: AgencyCode
     name: Text
     name_th: Annotated[str, Field(max_length=500, pattern=NO_NUL)] = ""
     sector: Sector = "government"
     cii: bool = False
     networks: list[Cidr] = Field(default_factory=list, max_length=1000)
+    contacts: list[Contact] = Field(
+        default_factory=list, max_length=MAX_CONTACTS, description="whom certmon e-mails its notifications"
+    )
+
+
+class AgencyIn(AgencyFields):
+    webhook: WebhookIn | None = Field(default=None, description="where certmon POSTs its notifications")
 
 
 class AgencyPatch(Strict):
@@ -119,11 +182,37 @@ class AgencyPatch(Strict):
     sector: Sector | None = None
     cii: bool | None = None
     networks: list[Cidr] | None = Field(default=None, max_length=1000)
+    contacts: list[Contact] | None = Field(default=None, max_length=MAX_CONTACTS)
+    webhook: WebhookIn | None = Field(default=None, description="null removes the webhook; left out, it is kept")
 
 
-class Agency(AgencyIn):
+class Agency(AgencyFields):
+    webhook: WebhookOut | None
     created_at: datetime
     updated_at: datetime
+
+
+Channel = Literal["email", "webhook"]
+CHANNELS: tuple[Channel, ...] = Channel.__args__  # type: ignore[attr-defined]
+
+
+class NotificationIn(Strict):
+    channel: Channel
+    resend: bool = Field(default=False, description="send again although a notification on this channel was sent")
+
+
+class NotificationOut(BaseModel):
+    id: int
+    incident: int
+    channel: Channel
+    status: Literal["sending", "sent", "failed"]
+    recipients: list[str] = Field(description="the e-mail addresses, or the webhook's URL")
+    message_id: str | None = Field(description="the e-mail's Message-ID, or the webhook's X-Certmon-Delivery")
+    response: str | None = Field(description="what the mail server or the webhook answered")
+    actor: str
+    started_at: datetime
+    finished_at: datetime | None
+    ack_expires_at: datetime | None = Field(description="when the acknowledgement link it carried expires")
 
 
 class IncidentIn(Strict):
@@ -185,11 +274,18 @@ class EventIn(Strict):
     at: PastTime | None = Field(default=None, description="when it happened; the server's time when omitted")
     note: Annotated[str, Field(max_length=20000, pattern=NO_NUL)] | None = None
     reason: Annotated[str, Field(min_length=1, max_length=2000, pattern=NO_NUL)] | None = None
-    milestone: CorrectableMilestone | None = Field(default=None, description="with type correction: which one")
+    milestone: CorrectableMilestone | None = Field(
+        default=None, description="with type correction: which milestone, or paused / resumed for a pause's times"
+    )
+    pause: Annotated[int, Field(gt=0, lt=2**63)] | None = Field(
+        default=None, description="with a correction of paused or resumed: the pause's id (default: the latest)"
+    )
 
     @model_validator(mode="after")
     def _shape(self) -> EventIn:
-        if self.type in ("correction", "excluded") and not self.reason:
+        if self.pause is not None and self.milestone not in ("paused", "resumed"):
+            raise ValueError("pause: is only allowed with a correction of paused or resumed")
+        if self.type in ("correction", "excluded", "paused") and not self.reason:
             raise ValueError(f"reason: is required for a {self.type} event")
         if self.type == "correction" and self.milestone is None:
             raise ValueError("milestone: is required for a correction event")
@@ -200,12 +296,25 @@ class EventIn(Strict):
         return self
 
 
+State = Literal["pending", "at_risk", "paused", "breached", "met", "excluded", "no_clock"]
+
+
 class SlaOut(BaseModel):
     clock_start: datetime | None
     due_at: datetime | None
     stopped_at: datetime | None
     elapsed_seconds: float | None
-    state: Literal["pending", "at_risk", "breached", "met", "excluded", "no_clock"]
+    state: State
+
+
+class ObjectiveClockOut(BaseModel):
+    state: State
+    clock_start: datetime | None
+    due_at: datetime | None = Field(description="null while the clock is paused: it depends on when it resumes")
+    stopped_at: datetime | None
+    delay_seconds: float | None = Field(description="calendar seconds from start to stop, pauses left out")
+    paused_seconds: float = Field(description="calendar seconds paused so far, the running pause included")
+    elapsed_seconds: float | None = Field(description="calendar seconds on the clock now, pauses left out")
 
 
 class EventOut(BaseModel):
@@ -218,6 +327,8 @@ class EventOut(BaseModel):
     reason: str | None
     actor: str
     recorded_at: datetime
+    pause: int | None = Field(default=None, description="with paused, resumed and their corrections: the pause")
+    detail: dict[str, Any] | None = Field(default=None, description="with notifications: what the server answered")
 
 
 class IncidentOut(BaseModel):
@@ -240,7 +351,8 @@ class IncidentOut(BaseModel):
     exclusion_reason: str | None
     created_by: str
     created_at: datetime
-    sla: SlaOut
+    sla: SlaOut = Field(description="the KPI objective's clock")
+    objectives: dict[str, ObjectiveClockOut] = Field(description="every objective's clock, by objective name")
     timeline: list[EventOut] | None = None
 
 
@@ -270,6 +382,7 @@ class FiguresOut(BaseModel):
     at_risk: int
     excluded: int
     no_clock: int
+    paused: int
     compliance: float | None
     shortfall: float | None
     status: Literal["green", "yellow", "red"] | None
@@ -287,6 +400,7 @@ class PeriodOut(BaseModel):
 
 
 class SlaReport(FiguresOut):
+    objective: str = Field(description="the objective these figures are of; the KPI's unless one was asked for")
     period: PeriodOut
     target: float
     groups: list[GroupOut]

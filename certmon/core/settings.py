@@ -4,15 +4,67 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import unquote, urlsplit
 
 T = TypeVar("T")
 
 
 class SettingsError(ValueError):
     """A ``CERTMON_*`` variable holds a value certmon cannot use; the message names it."""
+
+
+SMTP_SCHEMES = {"smtp": 25, "smtp+starttls": 587, "smtps": 465}  # scheme: its port when the URL gives none
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpServer:
+    """Where notification e-mail goes: ``smtp://`` in the clear, ``smtp+starttls://`` upgraded, ``smtps://`` TLS."""
+
+    scheme: str
+    host: str
+    port: int
+    username: str | None = field(default=None, repr=False)
+    password: str | None = field(default=None, repr=False)
+
+    @property
+    def implicit_tls(self) -> bool:
+        return self.scheme == "smtps"
+
+    @property
+    def starttls(self) -> bool:
+        return self.scheme == "smtp+starttls"
+
+
+def parse_smtp_url(raw: str) -> SmtpServer:
+    """``smtp[s|+starttls]://[user:password@]host[:port]``; a ValueError says what is wrong, never the password."""
+    try:
+        parts = urlsplit(raw)
+        port = parts.port
+    except ValueError as exc:  # urlsplit's messages never quote the URL
+        raise ValueError(f"is not an SMTP URL ({exc}): write smtp://host:port, smtps://host:port ...") from None
+    if parts.scheme not in SMTP_SCHEMES:
+        raise ValueError(f"must start with {', '.join(f'{s}://' for s in SMTP_SCHEMES)}")
+    if not parts.hostname:
+        raise ValueError("names no host")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError("must be only scheme, optional user:password@, host and port")
+    username = None if parts.username is None else unquote(parts.username)
+    password = None if parts.password is None else unquote(parts.password)
+    return SmtpServer(parts.scheme, parts.hostname, port or SMTP_SCHEMES[parts.scheme], username, password)
+
+
+def _redacted_url(raw: str) -> str:
+    """The URL as an error message may show it: without its password."""
+    try:
+        parts = urlsplit(raw)
+        if parts.password is None:
+            return raw
+        return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)).geturl()
+    except ValueError:
+        return "<unparsable URL>"
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,10 +89,23 @@ class Settings:
     export_hour: int = 1  # Bangkok hour on the 1st of the month when last month's export runs
     signing_key_path: Path | None = None
     ingest_mapping: Path | None = None  # TOML: alert severities, categories, labels, grouping window
+    smtp_url: str | None = field(default=None, repr=False)  # may carry a password
+    smtp_from: str = "certmon@localhost"
+    smtp_ca_file: Path | None = None  # PEM bundle trusted for the SMTP server's certificate instead of the system's
+    notify_timeout_seconds: float = 10.0  # each step of a send: connecting, every SMTP command, a webhook's answer
+    public_url: str | None = None  # where agencies reach certmon's pages (acknowledgement links)
 
     @property
     def effective_signing_key_path(self) -> Path:
         return self.signing_key_path or self.data_dir / "export-signing-key.pem"
+
+    @property
+    def smtp_server(self) -> SmtpServer | None:
+        return None if self.smtp_url is None else parse_smtp_url(self.smtp_url)
+
+    @property
+    def effective_public_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -113,7 +178,31 @@ class Settings:
                 raise ValueError("no such file")
             return path
 
+        def address(raw: str) -> str:
+            value = raw.strip()
+            local, at, domain = value.rpartition("@")
+            if not at or not local or not domain or any(c.isspace() or c in '<>,;"' for c in value):
+                raise ValueError("must be one bare e-mail address, such as certmon@cert.example.go.th")
+            return value
+
+        def web_url(raw: str) -> str:
+            try:
+                parts = urlsplit(raw)
+            except ValueError:
+                parts = None
+            if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError("must be an http:// or https:// URL, such as https://certmon.cert.example.go.th")
+            if parts.query or parts.fragment:
+                raise ValueError("must not carry a query or fragment")
+            return raw.rstrip("/")
+
         pool_max = get("DB_POOL_MAX", positive(int), 10)
+        smtp = env.get("CERTMON_SMTP_URL") or None
+        if smtp is not None:
+            try:  # not through get(): its message would quote the password
+                parse_smtp_url(smtp)
+            except ValueError as exc:
+                raise SettingsError(f"CERTMON_SMTP_URL={_redacted_url(smtp)!r}: {exc}") from None
         return cls(
             database_url=get("DATABASE_URL", url, None),
             data_dir=get("DATA_DIR", Path, Path("certmon-data")),
@@ -135,4 +224,9 @@ class Settings:
             export_hour=get("EXPORT_HOUR", hour, 1),
             signing_key_path=get("SIGNING_KEY", Path, None),
             ingest_mapping=get("INGEST_MAPPING", existing_file, None),
+            smtp_url=smtp,
+            smtp_from=get("SMTP_FROM", address, "certmon@localhost"),
+            smtp_ca_file=get("SMTP_CA_FILE", existing_file, None),
+            notify_timeout_seconds=get("NOTIFY_TIMEOUT_SECONDS", positive(float), 10.0),
+            public_url=get("PUBLIC_URL", web_url, None),
         )

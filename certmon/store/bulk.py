@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 import pydantic
 
-from certmon.core.clocks import Clocks
+from certmon.core.clocks import CLOCK_COLUMNS, Clocks
 from certmon.core.errors import CertmonError
 from certmon.core.models import IncidentIn, error_message
 from certmon.core.policy import Policy
@@ -31,10 +31,11 @@ INCIDENT_COLUMNS = (
 )  # fmt: skip
 _SOURCE, _EXTERNAL_ID, _HASH = 7, 8, 9  # positions in a parsed row (line number first)
 
-Row = tuple[Any, ...]  # (line number, *INCIDENT_COLUMNS values)
-# (line number, source, external_id, body_hash, the row as stored): what sorting out duplicates needs, plus the row
-# either as values for asyncpg or already in PostgreSQL's binary COPY format.
-Keyed = tuple[int, str, str | None, str, Any]
+Row = tuple[Any, ...]  # (line number, *INCIDENT_COLUMNS values, the incident's objective clock rows)
+# (line number, source, external_id, body_hash, the row as stored, its clock rows as stored): what sorting out
+# duplicates needs, plus the rows either as values for asyncpg or already as fields of PostgreSQL's binary COPY
+# format. Neither holds the incident's id yet: ids are drawn from the sequence only for rows that are new.
+Keyed = tuple[int, str, str | None, str, Any, list[Any]]
 
 # PostgreSQL's binary COPY format (https://www.postgresql.org/docs/current/sql-copy.html): a header, then per row
 # the field count and each field as a length and its bytes (-1 for NULL), then -1 as the end.
@@ -42,25 +43,28 @@ COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
 COPY_TRAILER = struct.pack("!h", -1)
 _PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
-_FIELD_COUNT = struct.pack("!h", len(INCIDENT_COLUMNS))
+_INCIDENT_FIELDS = struct.pack("!h", 1 + len(INCIDENT_COLUMNS))
+_CLOCK_FIELDS = struct.pack("!h", 1 + len(CLOCK_COLUMNS))
+_ID = struct.Struct("!iq").pack
 _NULL = struct.pack("!i", -1)
 _LENGTH = struct.Struct("!i").pack
 _TIMESTAMP = struct.Struct("!iq").pack
 _FLOAT8 = struct.Struct("!id").pack
 
 
-def _keyed(rows: Sequence[Row], stored: Callable[[Row], Any]) -> list[Keyed]:
-    """Each row's line, key and body hash, and the row as ``stored`` makes it (values or binary COPY bytes)."""
-    return [(r[0], r[_SOURCE], r[_EXTERNAL_ID], r[_HASH], stored(r[1:])) for r in rows]
+def _keyed(rows: Sequence[Row], stored: Callable[[Sequence[Any]], Any]) -> list[Keyed]:
+    """Each row's line, key and body hash, and the row and its clock rows as ``stored`` makes them."""
+    return [(r[0], r[_SOURCE], r[_EXTERNAL_ID], r[_HASH], stored(r[1:-1]), [stored(c) for c in r[-1]]) for r in rows]
 
 
-def copy_row(values: Sequence[Any]) -> bytes:
-    """One incidents row in binary COPY format: text, timestamptz and double precision are all its columns hold.
+def copy_fields(values: Sequence[Any]) -> bytes:
+    """The fields of a row in binary COPY format: text, timestamptz and double precision are all they hold.
 
     A worker process encodes rows itself, so what it hands back is bytes (cheap to pass between processes) and
-    the event loop only forwards them; the columns' types are told apart by the Python type of their values.
+    the event loop only adds the field count and the id; the columns' types are told apart by the Python type of
+    their values.
     """
-    out = [_FIELD_COUNT]
+    out = []
     for value in values:
         if value is None:
             out.append(_NULL)
@@ -99,7 +103,7 @@ def parse_lines(
 ) -> list[Row]:
     """Validate each non-blank line; valid ones become rows, the rest land in ``outcome.rejected``."""
     rows = []
-    clocks = Clocks(policy)
+    clocks = Clocks.of(policy)
     for number, raw in enumerate(lines, start=first_line):
         if not raw.strip():
             continue
@@ -133,7 +137,7 @@ class _Sorter:
             for found in await lookup.fetch(self.q["incident_keys_taken"], list(sources), list(ids)):
                 self.taken[(found["source"], found["external_id"])] = found["body_hash"]
         new: list[Any] = []
-        for line, source, external_id, digest, stored in rows:
+        for line, source, external_id, digest, stored, clocks in rows:
             if external_id is not None:
                 key = (source, external_id)
                 held = self.taken.get(key)
@@ -145,7 +149,7 @@ class _Sorter:
                         self.outcome.rejected.append({"line": line, "error": error})
                     continue
                 self.taken[key] = digest
-            new.append(stored)
+            new.append((stored, clocks))
         self.outcome.accepted += len(new)
         return new
 
@@ -153,10 +157,29 @@ class _Sorter:
 async def store(conn: asyncpg.Connection, q: Queries, rows: Sequence[Row], outcome: BulkOutcome) -> None:
     """Store parsed rows atomically; adds to ``outcome`` what was accepted, repeated or refused."""
 
-    async def write(new: list[Row]) -> None:
-        await conn.copy_records_to_table("incidents", records=new, columns=INCIDENT_COLUMNS)
+    async def write(new: list[tuple[Any, list[Any]]]) -> None:
+        ids = await reserve_ids(conn, q, len(new))
+        incidents = [(incident_id, *row) for incident_id, (row, _) in zip(ids, new, strict=True)]
+        clocks = [(incident_id, *c) for incident_id, (_, rows) in zip(ids, new, strict=True) for c in rows]
+        await conn.copy_records_to_table("incidents", records=incidents, columns=("id", *INCIDENT_COLUMNS))
+        await conn.copy_records_to_table("incident_clocks", records=clocks, columns=("incident_id", *CLOCK_COLUMNS))
 
     await _store(conn, q, _keyed(rows, tuple), outcome, write)
+
+
+async def reserve_ids(conn: asyncpg.Connection, q: Queries, count: int) -> list[int]:
+    return [r[0] for r in await conn.fetch(q["incident_ids_reserve"], count)] if count else []
+
+
+def binary_rows(ids: Sequence[int], new: Sequence[tuple[bytes, list[bytes]]]) -> tuple[bytes, bytes]:
+    """New rows' incidents and incident_clocks COPY data, each row given its id."""
+    incidents, clocks = [], []
+    for incident_id, (row, clock_rows) in zip(ids, new, strict=True):
+        key = _ID(8, incident_id)
+        incidents.append(_INCIDENT_FIELDS + key + row)
+        for clock in clock_rows:
+            clocks.append(_CLOCK_FIELDS + key + clock)
+    return b"".join(incidents), b"".join(clocks)
 
 
 async def _store(
@@ -189,7 +212,7 @@ def parse_chunk(
     """
     outcome = BulkOutcome()
     rows = parse_lines(chunk.split(b"\n"), policy, set(agencies), actor, outcome, first_line)
-    return _keyed(rows, copy_row), outcome.rejected
+    return _keyed(rows, copy_fields), outcome.rejected
 
 
 async def ingest(
@@ -216,6 +239,7 @@ async def ingest(
     chunk = _chunk_parser(policy, known, actor, chunks, executor)
     rejected: list[dict[str, Any]] = []
     sorter = _Sorter(q)
+    clocks: list[bytes] = []
 
     async def stream() -> AsyncIterator[bytes]:
         yield COPY_HEADER
@@ -224,16 +248,22 @@ async def ingest(
             rejected.extend(refused)
             new = await sorter.new_rows(lookup, rows)
             if new:
-                yield b"".join(new)
+                # conn is busy copying; the sequence hands out ids outside any transaction, to any connection
+                incident_rows, clock_rows = binary_rows(await reserve_ids(lookup, q, len(new)), new)
+                clocks.append(clock_rows)
+                yield incident_rows
         yield COPY_TRAILER
 
-    async def write(new: list[bytes]) -> None:
-        await copy_binary(conn, [COPY_HEADER, b"".join(new), COPY_TRAILER])
+    async def write(new: list[tuple[bytes, list[bytes]]]) -> None:
+        incident_rows, clock_rows = binary_rows(await reserve_ids(conn, q, len(new)), new)
+        await copy_binary(conn, "incidents", [COPY_HEADER, incident_rows, COPY_TRAILER])
+        await copy_binary(conn, "incident_clocks", [COPY_HEADER, clock_rows, COPY_TRAILER])
 
     outcome = BulkOutcome()
     try:
         async with bulk_transaction(conn):
-            await copy_binary(conn, stream())
+            await copy_binary(conn, "incidents", stream())
+            await copy_binary(conn, "incident_clocks", [COPY_HEADER, *clocks, COPY_TRAILER])
     except asyncpg.UniqueViolationError:
         parsed: list[Keyed] = []
         rejected.clear()
@@ -249,10 +279,13 @@ async def ingest(
     return outcome
 
 
-async def copy_binary(conn: asyncpg.Connection, data: AsyncIterator[bytes] | list[bytes]) -> None:
+COPY_COLUMNS = {"incidents": ("id", *INCIDENT_COLUMNS), "incident_clocks": ("incident_id", *CLOCK_COLUMNS)}
+
+
+async def copy_binary(conn: asyncpg.Connection, table: str, data: AsyncIterator[bytes] | list[bytes]) -> None:
     source = data if isinstance(data, AsyncIterator) else _iterate(data)
     await conn.copy_to_table(
-        "incidents", source=source, columns=INCIDENT_COLUMNS, format="binary", timeout=COPY_TIMEOUT_SECONDS
+        table, source=source, columns=COPY_COLUMNS[table], format="binary", timeout=COPY_TIMEOUT_SECONDS
     )
 
 

@@ -25,6 +25,7 @@ def figures_json(row: asyncpg.Record | Mapping[str, Any], policy: Policy) -> dic
         at_risk=row["at_risk"],
         excluded=row["excluded"],
         no_clock=row["no_clock"],
+        paused=row["paused"],
     )
     compliance = figures.compliance
     target = policy.compliance_target
@@ -37,6 +38,7 @@ def figures_json(row: asyncpg.Record | Mapping[str, Any], policy: Policy) -> dic
         "at_risk": figures.at_risk,
         "excluded": figures.excluded,
         "no_clock": figures.no_clock,
+        "paused": figures.paused,
         "compliance": compliance,
         "shortfall": shortfall(compliance, target),
         "status": status_colour(compliance, target, policy.green_max_shortfall, policy.yellow_max_shortfall),
@@ -50,7 +52,7 @@ def figures_json(row: asyncpg.Record | Mapping[str, Any], policy: Policy) -> dic
 
 
 EMPTY = {
-    "total": 0, "met": 0, "breached": 0, "pending": 0, "at_risk": 0, "excluded": 0, "no_clock": 0,
+    "total": 0, "met": 0, "breached": 0, "pending": 0, "at_risk": 0, "excluded": 0, "no_clock": 0, "paused": 0,
     "delay_percentiles": None, "delay_max": None,
 }  # fmt: skip
 
@@ -66,13 +68,23 @@ async def report(
     sector: str | None = None,
     severity: str | None = None,
     group_by: str | None = None,
+    objective: str | None = None,
 ) -> dict[str, Any]:
-    """The period's overall figures, plus one entry per group when ``group_by`` is given."""
-    args = (period.start, period.end, now, agency, sector)
-    tail = (severity, policy.timezone)
-    overall = await conn.fetchrow(q["sla_figures"], *args, "", *tail)
-    groups = await conn.fetch(q["sla_figures"], *args, group_by, *tail) if group_by else []
+    """The period's overall figures of an objective (the KPI's by default), plus one entry per group if asked.
+
+    The KPI's clock is kept on the incidents row itself, so its figures are read there; other objectives' from
+    incident_clocks.
+    """
+    name = policy.kpi_name if objective is None else objective
+    args: tuple[Any, ...] = (period.start, period.end, now, agency, sector)
+    tail: tuple[Any, ...] = (severity, policy.timezone)
+    query = q["sla_figures"]
+    if name != policy.kpi_name:
+        query, tail = q["sla_figures_objective"], (*tail, name)
+    overall = await conn.fetchrow(query, *args, "", *tail)
+    groups = await conn.fetch(query, *args, group_by, *tail) if group_by else []
     return {
+        "objective": name,
         "period": {"label": period.label, "start": period.start.isoformat(), "end": period.end.isoformat()},
         "target": policy.compliance_target,
         **figures_json(overall or EMPTY, policy),

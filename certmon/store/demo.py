@@ -162,7 +162,7 @@ def incidents_for(agency_list: list[AgencyIn], policy: Policy, now: datetime, rn
                 fields["analysed_at"] = min(analysed, now)
                 if notified <= now:
                     fields["notified_at"] = notified
-                    fields["acknowledged_at"] = min(notified + timedelta(minutes=rng.uniform(5, 240)), now)
+                    fields["acknowledged_at"] = min(notified + timedelta(minutes=rng.uniform(3, 75)), now)
                     resolved = notified + timedelta(hours=rng.uniform(2, 96))
                     if resolved <= now:
                         fields["contained_at"] = notified + (resolved - notified) / 2
@@ -213,8 +213,26 @@ async def load(conn: asyncpg.Connection, q: db.Queries, policy: Policy, now: dat
         reason = rng.choice(EXCLUSION_REASONS)
         event = EventIn(type="excluded", reason=reason, note="closed by the duty analyst")
         await incidents.add_event(conn, q, policy, incident_id, event, "demo", now)
+    await demo_pauses(conn, q, policy, now)
     await demo_responses(conn, q, policy, now, rng)
     return outcome.accepted
+
+
+PAUSE_REASONS = (
+    "waiting for the agency's firewall logs",
+    "agency's administrator on leave until tomorrow",
+    "waiting for remote access to the affected server",
+)
+
+
+async def demo_pauses(conn: asyncpg.Connection, q: db.Queries, policy: Policy, now: datetime) -> None:
+    """Pause a few notified, not yet contained incidents of the last days, so paused clocks show in the demo."""
+    rng = random.Random(SEED + 1)  # its own sequence: the other demo figures stay as they were
+    rows = await conn.fetch(q["incidents_notified_not_contained"], now - timedelta(days=3))
+    for row in rng.sample(list(rows), k=min(len(rows), 6)):
+        paused = row["notified_at"] + (now - row["notified_at"]) * rng.uniform(0.2, 0.6)
+        event = EventIn(type="paused", at=paused, reason=rng.choice(PAUSE_REASONS))
+        await incidents.add_event(conn, q, policy, row["id"], event, "demo", now)
 
 
 # Demo answers: a latent score per response, answers scattered around it. With these figures the fiscal-year

@@ -20,21 +20,26 @@ from certmon.core.export_content import (
     FIGURE_FIELDS,
     FORMAT,
     INCIDENT_COLUMNS,
+    INCIDENT_OBJECTIVE_FIELDS,
     INCIDENT_TIMES,
+    OBJECTIVE_FIGURE_FIELDS,
     SATISFACTION_FIELDS,
     ExportResult,
     content_hash,
     diff_rows,
     evaluation_instant,
     figure_row,
+    format_reason,
     local_iso,
     manifest,
     months_to_run,
+    objective_rows,
     reason_text,
     render,
 )
 from certmon.core.periods import Period
 from certmon.core.policy import Policy
+from certmon.core.sla import Clock, paused_seconds_at
 from certmon.core.tables import JSON_MEDIA
 from certmon.store import compliance, db, surveys
 
@@ -47,28 +52,77 @@ LOCK_WAIT_SECONDS = 600.0  # another replica's run of a dozen months finishes we
 # Building the month's data
 
 
-async def _figures(conn: asyncpg.Connection, q: db.Queries, policy: Policy, period: Period, at: datetime) -> list[Any]:
+async def _figures(
+    conn: asyncpg.Connection,
+    q: db.Queries,
+    policy: Policy,
+    period: Period,
+    at: datetime,
+    objective: str | None = None,
+) -> list[Any]:
+    """figures.csv's rows, or with ``objective`` those of objective-figures.csv (which count paused clocks too):
+    overall, then per agency, sector and severity."""
+    fields = FIGURE_FIELDS if objective is None else OBJECTIVE_FIGURE_FIELDS
     agencies = {r["code"]: r for r in await conn.fetch(q["export_agencies"])}
     rows: list[dict[str, Any]] = []
     overall: dict[str, Any] | None = None
     for scope in ("agency", "sector", "severity"):
-        report = await compliance.report(conn, q, policy, period, at, group_by=scope)
+        report = await compliance.report(conn, q, policy, period, at, group_by=scope, objective=objective)
         overall = overall or report
         for group in report["groups"]:
-            row = figure_row(scope, group["key"], group, policy.compliance_target)
+            row = figure_row(scope, group["key"], group, policy.compliance_target, fields)
             if scope == "agency" and group["key"] in agencies:
                 agency = agencies[group["key"]]
                 row |= {"name": agency["name"], "name_th": agency["name_th"], "sector": agency["sector"]}
             rows.append(row)
     assert overall is not None
-    return [figure_row("overall", "", overall, policy.compliance_target), *rows]
+    return [figure_row("overall", "", overall, policy.compliance_target, fields), *rows]
+
+
+async def _objective_figures(
+    conn: asyncpg.Connection, q: db.Queries, policy: Policy, period: Period, at: datetime
+) -> list[dict[str, Any]]:
+    """Every objective's figures, the KPI's included, in the policy's order of objectives."""
+    rows = []
+    for name in policy.objectives:
+        rows += [{"objective": name, **row} for row in await _figures(conn, q, policy, period, at, name)]
+    return rows
+
+
+def _incident_clock(r: asyncpg.Record, objective: str, policy: Policy, at: datetime) -> dict[str, Any]:
+    """One objective's clock of an incident at the evaluation instant, paused time up to that instant included."""
+    clock = Clock(
+        r["clock_start"], None, r["due_at"], r["stopped_at"], r["delay_seconds"], r["paused_seconds"], r["paused_since"]
+    )
+    paused = clock.paused_seconds
+    if r["severity"] in policy.severities:
+        paused = paused_seconds_at(clock, at, policy.calendar_for(r["severity"], objective))
+    return {
+        "id": r["id"],
+        "objective": objective,
+        "agency": r["agency_code"],
+        "severity": r["severity"],
+        "state": r["state"],
+        "clock_start": local_iso(r["clock_start"], policy),
+        "due_at": local_iso(r["due_at"], policy),
+        "stopped_at": local_iso(r["stopped_at"], policy),
+        "delay_seconds": r["delay_seconds"],
+        "paused_seconds": paused,
+        "paused_since": local_iso(r["paused_since"], policy),
+    }
 
 
 async def _incidents(
     conn: asyncpg.Connection, q: db.Queries, policy: Policy, period: Period, at: datetime
-) -> list[dict[str, Any]]:
-    rows = []
-    for r in await conn.fetch(q["export_incidents"], period.start, period.end, at):
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The month's incidents with the KPI's clock, and every objective's clock that belongs to the month.
+
+    The KPI's clocks are those of incidents.csv; another objective's clock may belong to the month although its
+    incident was detected in the one before (notified on the 1st, say), and the other way round.
+    """
+    kpi = policy.kpi_name
+    rows, clocks = [], []
+    for r in await conn.fetch(q["export_incidents"], period.start, period.end, at, kpi):
         rows.append(
             {
                 "id": r["id"],
@@ -81,7 +135,14 @@ async def _incidents(
                 "exclusion_reason": r["exclusion_reason"],
             }
         )
-    return rows
+        clocks.append(_incident_clock(r, kpi, policy, at))
+    others = [name for name in policy.objectives if name != kpi]
+    if others:
+        for r in await conn.fetch(q["export_incident_objectives"], period.start, period.end, at, others):
+            clocks.append(_incident_clock(r, r["objective"], policy, at))
+    order = {name: position for position, name in enumerate(policy.objectives)}
+    clocks.sort(key=lambda row: (row["id"], order[row["objective"]]))
+    return rows, clocks
 
 
 async def _satisfaction(conn: asyncpg.Connection, q: db.Queries, policy: Policy, period: Period) -> list[Any]:
@@ -101,6 +162,7 @@ async def _satisfaction(conn: asyncpg.Connection, q: db.Queries, policy: Policy,
 async def collect(conn: asyncpg.Connection, q: db.Queries, policy: Policy, period: Period) -> dict[str, Any]:
     """The month's data: JSON types only, so that it compares equal to what the stored export.json reads back as."""
     at = evaluation_instant(policy, period)
+    incident_rows, incident_clocks = await _incidents(conn, q, policy, period, at)
     content: dict[str, Any] = {
         "format": FORMAT,
         "month": period.label,
@@ -112,13 +174,79 @@ async def collect(conn: asyncpg.Connection, q: db.Queries, policy: Policy, perio
         "evaluated_at": local_iso(at, policy),
         "target": policy.compliance_target,
         "figures": await _figures(conn, q, policy, period, at),
-        "incidents": await _incidents(conn, q, policy, period, at),
+        "incidents": incident_rows,
         "satisfaction": await _satisfaction(conn, q, policy, period),
+        "objectives": objective_rows(policy),
+        "objective_figures": await _objective_figures(conn, q, policy, period, at),
+        "incident_objectives": incident_clocks,
     }
     return content
 
 
 # Restatement
+
+
+def _figure_changes(old: dict[str, Any], new: dict[str, Any], policy: Policy) -> list[dict[str, Any]]:
+    """Changed figures: figures.csv's (the KPI's) and satisfaction.csv's with no objective, then the objective
+    files' by objective. The KPI's rows there repeat figures.csv, so only what figures.csv lacks is compared."""
+    kpi = policy.kpi_name
+    figures = [
+        {"objective": None, "scope": scope, "key": key, "figure": name, "old": a, "new": b}
+        for (scope, key), name, a, b in diff_rows(
+            old["figures"], new["figures"], lambda r: (r["scope"], r["key"]), FIGURE_FIELDS
+        )
+    ]
+    figures += [
+        {"objective": None, "scope": "satisfaction", "key": key, "figure": name, "old": a, "new": b}
+        for key, name, a, b in diff_rows(
+            old.get("satisfaction", []), new.get("satisfaction", []), lambda r: r["service"], SATISFACTION_FIELDS
+        )
+    ]
+    if "objective_figures" not in old:  # a revision of format 1: nothing of these was published to restate
+        return figures
+    only_here = [name for name in OBJECTIVE_FIGURE_FIELDS if name not in FIGURE_FIELDS]
+    for objective in dict.fromkeys([r["objective"] for r in (*old["objective_figures"], *new["objective_figures"])]):
+        fields = only_here if objective == kpi else OBJECTIVE_FIGURE_FIELDS
+        figures += [
+            {"objective": objective, "scope": scope, "key": key, "figure": name, "old": a, "new": b}
+            for (scope, key), name, a, b in diff_rows(
+                [r for r in old["objective_figures"] if r["objective"] == objective],
+                [r for r in new["objective_figures"] if r["objective"] == objective],
+                lambda r: (r["scope"], r["key"]),
+                fields,
+            )
+        ]
+    return figures
+
+
+INCIDENT_COLUMNS_KEYS = frozenset(c.key for c in INCIDENT_COLUMNS)
+
+
+def _clock_changes(
+    old: dict[str, Any], new: dict[str, Any], policy: Policy
+) -> list[tuple[int, str | None, str, Any, Any]]:
+    """Changed incident fields: incidents.csv's with no objective, then incident-objectives.csv's by objective
+    ("id" standing for the row itself). The KPI's clocks there repeat incidents.csv but for their pauses."""
+    incident_fields = [c.key for c in INCIDENT_COLUMNS if c.key != "id"]
+    changes: list[tuple[int, str | None, str, Any, Any]] = [
+        (incident_id, None, name, a, b)
+        for incident_id, name, a, b in diff_rows(
+            old["incidents"], new["incidents"], lambda r: r["id"], ["id", *incident_fields]
+        )
+    ]
+    if "incident_objectives" not in old:
+        return changes
+    kpi = policy.kpi_name
+    only_here = [name for name in INCIDENT_OBJECTIVE_FIELDS if name not in INCIDENT_COLUMNS_KEYS]
+    for (incident_id, objective), name, a, b in diff_rows(
+        old["incident_objectives"],
+        new["incident_objectives"],
+        lambda r: (r["id"], r["objective"]),
+        ["id", *INCIDENT_OBJECTIVE_FIELDS],
+    ):
+        if objective != kpi or name in only_here:
+            changes.append((incident_id, objective, name, a, b))
+    return changes
 
 
 async def restate(
@@ -129,21 +257,13 @@ async def restate(
     old: dict[str, Any],
     new: dict[str, Any],
 ) -> dict[str, Any]:
-    """Each figure and incident field that changed since the previous revision, with the timeline events behind it."""
-    figures = [
-        {"scope": scope, "key": key, "figure": name, "old": a, "new": b}
-        for (scope, key), name, a, b in diff_rows(
-            old["figures"], new["figures"], lambda r: (r["scope"], r["key"]), FIGURE_FIELDS
-        )
-    ]
-    figures += [
-        {"scope": "satisfaction", "key": key, "figure": name, "old": a, "new": b}
-        for key, name, a, b in diff_rows(
-            old.get("satisfaction", []), new.get("satisfaction", []), lambda r: r["service"], SATISFACTION_FIELDS
-        )
-    ]
-    incident_fields = [c.key for c in INCIDENT_COLUMNS if c.key != "id"]
-    changed = diff_rows(old["incidents"], new["incidents"], lambda r: r["id"], ["id", *incident_fields])
+    """Each figure and incident field that changed since the previous revision, with the timeline events behind it.
+
+    What the previous revision did not publish (the objective files, to a revision of format 1) is not a
+    restatement; the format change is given as a reason instead.
+    """
+    figures = _figure_changes(old, new, policy)
+    changed = _clock_changes(old, new, policy)
     events = await conn.fetch(q["export_reasons"], sorted({c[0] for c in changed}), previous["generated_at"])
     reasons = [
         {
@@ -158,6 +278,9 @@ async def restate(
         }
         for e in events
     ]
+    reformatted = format_reason(old, new)
+    if reformatted is not None:
+        reasons.append(reformatted)
     if previous["policy_hash"] != policy.fingerprint():
         reasons.append(
             {"incident": None, "type": "policy", "milestone": None, "at": None,
@@ -171,12 +294,13 @@ async def restate(
     incidents = [
         {
             "incident": incident_id,
+            "objective": objective,
             "field": "row" if name == "id" else name,
             "old": ("present" if a is not None else "absent") if name == "id" else a,
             "new": ("present" if b is not None else "absent") if name == "id" else b,
             "reasons": "; ".join(by_incident.get(incident_id, [])),
         }
-        for incident_id, name, a, b in changed
+        for incident_id, objective, name, a, b in changed
     ]
     return {
         "previous_revision": previous["revision"],

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 
-from certmon.core.clocks import ALL_MILESTONES, Clocks, body_hash, clock_values
-from certmon.core.errors import Conflict, Invalid, NotFound
-from certmon.core.models import MILESTONES, EventIn, IncidentIn
+from certmon.core.clocks import ALL_MILESTONES, CLOCK_COLUMNS, Clocks, body_hash, clock_rows, clock_values, columns
+from certmon.core.errors import Conflict, Forbidden, Invalid, NotFound
+from certmon.core.models import AGENCY_EVENTS, MILESTONES, EventIn, IncidentIn
 from certmon.core.policy import Policy
-from certmon.core.sla import Clock, elapsed_seconds, state_at
+from certmon.core.sla import Clock, Pause, elapsed_seconds, paused_seconds_at, state_at
 from certmon.store.db import Queries
 from certmon.store.idempotent import insert_or_compare
 
@@ -21,21 +22,47 @@ from certmon.store.idempotent import insert_or_compare
 async def create(
     conn: asyncpg.Connection, q: Queries, policy: Policy, data: IncidentIn, actor: str
 ) -> tuple[asyncpg.Record, bool]:
-    """Store an incident; returns it and whether it is new. The same key with another body is a conflict."""
+    """Store an incident and its objectives' clocks; returns it and whether it is new.
+
+    The same key with another body is a conflict.
+    """
     digest = body_hash(data)
-    args = Clocks(policy).insert_args(data, actor, digest)
+    *args, objective_rows = Clocks.of(policy).insert_args(data, actor, digest)
     key = {"source": data.source, "external_id": data.external_id}
+    values = (*args, *columns(objective_rows, len(CLOCK_COLUMNS)))
     try:
-        return await insert_or_compare(conn, q["incident_insert"], args, q["incident_by_key"], key, digest, "incident")
+        return await insert_or_compare(
+            conn, q["incident_insert"], values, q["incident_by_key"], key, digest, "incident"
+        )
     except asyncpg.ForeignKeyViolationError:
         raise Invalid("agency", f"unknown agency {data.agency!r}") from None
 
 
-async def get(conn: asyncpg.Connection, q: Queries, incident_id: int) -> asyncpg.Record:
+async def get(conn: asyncpg.Connection, q: Queries, incident_id: int, agency: str | None = None) -> asyncpg.Record:
+    """An incident; with ``agency``, only that agency's (another's is not found: its existence is not told)."""
     row = await conn.fetchrow(q["incident_by_id"], incident_id)
-    if row is None:
+    if row is None or (agency is not None and row["agency_code"] != agency):
         raise NotFound(f"no incident {incident_id}")
     return row
+
+
+async def clocks_for(conn: asyncpg.Connection, q: Queries, ids: Sequence[int]) -> dict[int, dict[str, asyncpg.Record]]:
+    """The stored objective clocks of incidents, by incident id and objective."""
+    out: dict[int, dict[str, asyncpg.Record]] = {incident_id: {} for incident_id in ids}
+    for row in await conn.fetch(q["incident_clocks_for"], list(ids)):
+        out[row["incident_id"]][row["objective"]] = row
+    return out
+
+
+async def pauses_for(conn: asyncpg.Connection, q: Queries, ids: Sequence[int]) -> dict[int, list[asyncpg.Record]]:
+    out: dict[int, list[asyncpg.Record]] = {incident_id: [] for incident_id in ids}
+    for row in await conn.fetch(q["incident_pauses_for"], list(ids)):
+        out[row["incident_id"]].append(row)
+    return out
+
+
+def _pauses(rows: Sequence[asyncpg.Record]) -> list[Pause]:
+    return [Pause(row["paused_at"], row["resumed_at"]) for row in rows]
 
 
 async def add_event(
@@ -46,25 +73,36 @@ async def add_event(
     event: EventIn,
     actor: str,
     now: datetime | None = None,
+    *,
+    agency: str | None = None,
+    detail: Mapping[str, Any] | None = None,
 ) -> asyncpg.Record:
-    """Append an event to the timeline and bring the milestones and clock up to date, atomically.
+    """Append an event to the timeline and bring the milestones and every objective's clock up to date, atomically.
 
-    An event without ``at`` happened now: the caller's instant, or the wall clock's when it gives none.
+    An event without ``at`` happened now: the caller's instant, or the wall clock's when it gives none. With
+    ``agency`` (an agency's own token) only that agency's incidents are found, and only its side may be recorded.
     """
     at = event.at or now or datetime.now(UTC)
+    if agency is not None and event.type not in AGENCY_EVENTS:
+        raise Forbidden(f"an agency may record only {', '.join(sorted(AGENCY_EVENTS))}")
     async with conn.transaction():
         row = await conn.fetchrow(q["incident_for_update"], incident_id)
-        if row is None:
+        if row is None or (agency is not None and row["agency_code"] != agency):
             raise NotFound(f"no incident {incident_id}")
         milestones: dict[str, datetime | None] = {name: row[f"{name}_at"] for name in ALL_MILESTONES}
         excluded, reason = row["excluded"], row["exclusion_reason"]
+        pauses = list((await pauses_for(conn, q, [incident_id]))[incident_id])
         milestone: str | None = None
         previous: datetime | None = None
+        pause_id: int | None = None
         if event.type in MILESTONES:
             milestone = event.type
             if milestones[milestone] is not None:
                 raise Conflict(f"{milestone} is already recorded; send a correction with a reason to change it")
             milestones[milestone] = at
+        elif event.type == "correction" and event.milestone in ("paused", "resumed"):
+            milestone = event.milestone
+            pause_id, previous = await _correct_pause(conn, q, pauses, event, at, milestones)
         elif event.type == "correction":
             milestone = event.milestone
             assert milestone is not None
@@ -78,9 +116,14 @@ async def add_event(
             excluded, reason = True, event.reason
         elif event.type == "included":
             excluded, reason = False, None
+        elif event.type == "paused":
+            pause_id = await _pause(conn, q, incident_id, pauses, at, event.reason, milestones)
+        elif event.type == "resumed":
+            pause_id = await _resume(conn, q, pauses, at)
         _check_order(milestones)
-        clocks = Clocks(policy)
-        clock = clocks.clock(row["severity"], milestones)
+        pauses = list((await pauses_for(conn, q, [incident_id]))[incident_id]) if pause_id is not None else pauses
+        clocks = Clocks.of(policy)
+        every = clocks.all(row["severity"], milestones, _pauses(pauses))
         await conn.execute(
             q["incident_event_insert"],
             incident_id,
@@ -91,6 +134,8 @@ async def add_event(
             event.note,
             event.reason,
             actor,
+            pause_id,
+            None if detail is None else json.dumps(detail),
         )
         updated: asyncpg.Record | None = await conn.fetchrow(
             q["incident_update_state"],
@@ -98,11 +143,96 @@ async def add_event(
             *(milestones[name] for name in ALL_MILESTONES),
             excluded,
             reason,
-            *clock_values(clock),
+            *clock_values(every[clocks.kpi]),
             clocks.fingerprint,
         )
         assert updated is not None  # the row is locked above
+        await _replace_clocks(conn, q, {incident_id: every})
         return updated
+
+
+async def _replace_clocks(conn: asyncpg.Connection, q: Queries, clocks: Mapping[int, Mapping[str, Clock]]) -> None:
+    rows = [(incident_id, *r) for incident_id, every in clocks.items() for r in clock_rows(every)]
+    await conn.execute(q["incident_clocks_delete"], list(clocks))
+    if rows:
+        await conn.execute(q["incident_clocks_insert"], *columns(rows, len(CLOCK_COLUMNS) + 1))
+
+
+async def _pause(
+    conn: asyncpg.Connection,
+    q: Queries,
+    incident_id: int,
+    pauses: Sequence[asyncpg.Record],
+    at: datetime,
+    reason: str | None,
+    milestones: Mapping[str, datetime | None],
+) -> int:
+    if any(p["resumed_at"] is None for p in pauses):
+        raise Conflict("the incident is paused already; resume it first")
+    if milestones["resolved"] is not None:
+        raise Conflict("the incident is resolved; reopen it first")
+    _check_pause(pauses, None, at, None, milestones)
+    pause_id: int = await conn.fetchval(q["incident_pause_insert"], incident_id, at, reason)
+    return pause_id
+
+
+async def _resume(conn: asyncpg.Connection, q: Queries, pauses: Sequence[asyncpg.Record], at: datetime) -> int:
+    open_pause = next((p for p in pauses if p["resumed_at"] is None), None)
+    if open_pause is None:
+        raise Conflict("the incident is not paused")
+    if at < open_pause["paused_at"]:
+        raise Invalid("at", f"would be earlier than the pause began ({open_pause['paused_at'].isoformat()})")
+    await conn.execute(q["incident_pause_update"], open_pause["id"], open_pause["paused_at"], at)
+    pause_id: int = open_pause["id"]
+    return pause_id
+
+
+async def _correct_pause(
+    conn: asyncpg.Connection,
+    q: Queries,
+    pauses: Sequence[asyncpg.Record],
+    event: EventIn,
+    at: datetime,
+    milestones: Mapping[str, datetime | None],
+) -> tuple[int, datetime | None]:
+    """Move a pause's start or end (the latest pause unless one is named); returns its id and the replaced time."""
+    if not pauses:
+        raise Conflict("the incident was never paused")
+    chosen = pauses[-1] if event.pause is None else next((p for p in pauses if p["id"] == event.pause), None)
+    if chosen is None:
+        raise Invalid("pause", f"no pause {event.pause} on this incident")
+    begin, end = chosen["paused_at"], chosen["resumed_at"]
+    if event.milestone == "paused":
+        previous, begin = begin, at
+    else:
+        if end is None:
+            raise Conflict("the pause has not ended; send resumed to end it")
+        previous, end = end, at
+    if end is not None and end < begin:
+        raise Invalid("at", "a pause would end before it began")
+    _check_pause(pauses, chosen["id"], begin, end, milestones)
+    await conn.execute(q["incident_pause_update"], chosen["id"], begin, end)
+    pause_id: int = chosen["id"]
+    return pause_id, previous
+
+
+def _check_pause(
+    pauses: Sequence[asyncpg.Record],
+    pause_id: int | None,
+    begin: datetime,
+    end: datetime | None,
+    milestones: Mapping[str, datetime | None],
+) -> None:
+    detected = milestones["detected"]
+    assert detected is not None
+    if begin < detected:
+        raise Invalid("at", f"a pause would begin earlier than detected ({detected.isoformat()})")
+    for other in pauses:
+        if other["id"] == pause_id:
+            continue
+        other_end = other["resumed_at"]
+        if (other_end is None or begin < other_end) and (end is None or other["paused_at"] < end):
+            raise Invalid("at", f"the pause would overlap pause {other['id']}")
 
 
 def _check_order(milestones: Mapping[str, datetime | None]) -> None:
@@ -115,35 +245,49 @@ def _check_order(milestones: Mapping[str, datetime | None]) -> None:
 
 
 async def recompute_stale(conn: asyncpg.Connection, q: Queries, policy: Policy, batch: int = 1000) -> int:
-    """Recompute the clock columns of incidents stored under another policy; returns how many."""
-    clocks = Clocks(policy)
+    """Recompute every objective's clock of incidents stored under another policy; returns how many."""
+    clocks = Clocks.of(policy)
     fingerprint = clocks.fingerprint
     done = 0
     while rows := await conn.fetch(q["incidents_stale_policy"], fingerprint, batch):
+        pauses = await pauses_for(conn, q, [row["id"] for row in rows])
         updates = []
+        every: dict[int, dict[str, Clock]] = {}
         for row in rows:
             milestones = {name: row[f"{name}_at"] for name in ALL_MILESTONES}
-            clock = clocks.clock(row["severity"], milestones)
+            every[row["id"]] = clocks.all(row["severity"], milestones, _pauses(pauses[row["id"]]))
             updates.append(
                 (
                     row["id"],
                     *(milestones[n] for n in ALL_MILESTONES),
                     row["excluded"],
                     row["exclusion_reason"],
-                    *clock_values(clock),
+                    *clock_values(every[row["id"]][clocks.kpi]),
                     fingerprint,
                 )
             )
-        await conn.executemany(q["incident_update_state"], updates)
+        async with conn.transaction():
+            await conn.executemany(q["incident_update_state"], updates)
+            await _replace_clocks(conn, q, every)
         done += len(rows)
     return done
 
 
 def to_json(
-    row: asyncpg.Record, policy: Policy, now: datetime, timeline: list[asyncpg.Record] | None = None
+    row: asyncpg.Record,
+    policy: Policy,
+    now: datetime,
+    timeline: list[asyncpg.Record] | None = None,
+    clocks: Mapping[str, asyncpg.Record] | None = None,
 ) -> dict[str, Any]:
+    """An incident as the API shows it: the KPI's clock as ``sla``, and with ``clocks`` every objective's."""
     clock = Clock(row["clock_start"], row["at_risk_at"], row["due_at"], row["stopped_at"], row["delay_seconds"])
-    calendar = policy.calendar_for(row["severity"]) if row["severity"] in policy.severities else None
+    known = row["severity"] in policy.severities
+    calendar = policy.calendar_for(row["severity"]) if known else None
+    stored = {} if clocks is None else clocks
+    kpi = stored.get(policy.kpi_name)
+    if kpi is not None:
+        clock = stored_clock(kpi)
     out: dict[str, Any] = {
         "id": row["id"],
         "agency": row["agency_code"],
@@ -166,10 +310,36 @@ def to_json(
             "elapsed_seconds": None if calendar is None else elapsed_seconds(clock, now, calendar),
             "state": state_at(clock, now, row["excluded"]),
         },
+        "objectives": {},
     }
+    for objective in policy.objectives:
+        found = stored.get(objective)
+        each = _NO_CLOCK if found is None else stored_clock(found)
+        each_calendar = policy.calendar_for(row["severity"], objective) if known else None
+        out["objectives"][objective] = {
+            "state": state_at(each, now, row["excluded"]),
+            "clock_start": _iso(each.start),
+            "due_at": _iso(each.due_at),
+            "stopped_at": _iso(each.stopped_at),
+            "delay_seconds": each.delay_seconds,
+            "paused_seconds": each.paused_seconds
+            if each_calendar is None
+            else paused_seconds_at(each, now, each_calendar),
+            "elapsed_seconds": None if each_calendar is None else elapsed_seconds(each, now, each_calendar),
+        }
     if timeline is not None:
         out["timeline"] = [*creation_entries(row, timeline), *(event_json(e) for e in timeline)]
     return out
+
+
+_NO_CLOCK = Clock(None, None, None, None, None)
+
+
+def stored_clock(row: asyncpg.Record) -> Clock:
+    return Clock(
+        row["clock_start"], row["at_risk_at"], row["due_at"], row["stopped_at"], row["delay_seconds"],
+        row["paused_seconds"], row["paused_since"],
+    )  # fmt: skip
 
 
 def event_json(event: asyncpg.Record) -> dict[str, Any]:
@@ -183,6 +353,8 @@ def event_json(event: asyncpg.Record) -> dict[str, Any]:
         "reason": event["reason"],
         "actor": event["actor"],
         "recorded_at": _iso(event["recorded_at"]),
+        "pause": event["pause_id"],
+        "detail": None if event["detail"] is None else json.loads(event["detail"]),
     }
 
 
@@ -212,6 +384,8 @@ def creation_entries(row: asyncpg.Record, events: list[asyncpg.Record]) -> list[
                     "reason": None,
                     "actor": row["created_by"],
                     "recorded_at": _iso(row["created_at"]),
+                    "pause": None,
+                    "detail": None,
                 }
             )
     return entries

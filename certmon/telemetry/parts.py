@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
@@ -17,6 +18,7 @@ from certmon.telemetry.conventions import (
     EXPORT_LAST_MONTH_END,
     EXPORT_LAST_SUCCESS,
     OPEN_STATES,
+    PAUSED_STATE,
     SATISFACTION_LABELS,
     SATISFACTION_RATIO,
     SATISFACTION_RESPONSES,
@@ -32,9 +34,12 @@ from certmon.telemetry.conventions import (
     SLA_DELAY_LABELS,
     SLA_INCIDENTS,
     SLA_INCIDENTS_LABELS,
+    SLA_OBJECTIVE_INFO,
+    SLA_OBJECTIVE_INFO_LABELS,
     SLA_OPEN_INCIDENTS,
     SLA_OPEN_INCIDENTS_LABELS,
     SLA_TARGET,
+    SLA_TARGET_LABELS,
     WINDOWS,
 )
 from certmon.telemetry.snapshot import Family
@@ -103,63 +108,101 @@ async def export_families(conn: asyncpg.Connection, q: Queries, policy: Policy, 
     ]
 
 
+async def _per_objective(
+    conn: asyncpg.Connection, q: Queries, policy: Policy, name: str, *args: Any
+) -> list[tuple[str, asyncpg.Record]]:
+    """The rows of ``metrics_<name>`` for the KPI (read off the incidents row, as before objectives existed) and of
+    ``metrics_objective_<name>`` for every other objective of the policy (from incident_clocks), by objective."""
+    kpi = policy.kpi_name
+    found = [(kpi, row) for row in await conn.fetch(q[f"metrics_{name}"], *args)]
+    others = [objective for objective in policy.objectives if objective != kpi]
+    if others:
+        rows = await conn.fetch(q[f"metrics_objective_{name}"], *args, others)
+        found += [(row["objective"], row) for row in rows]
+    return found
+
+
+def _states(policy: Policy, objective: str, states: tuple[str, ...]) -> tuple[str, ...]:
+    """The states an objective's clock can be in: only a clock that pauses is ever paused."""
+    if policy.objectives[objective].pauses:
+        return states
+    return tuple(state for state in states if state != PAUSED_STATE)
+
+
+def _count(states: dict[str, int], state: str, n: int) -> None:
+    states[state] = states.get(state, 0) + n
+
+
 async def sla_families(conn: asyncpg.Connection, q: Queries, policy: Policy, now: datetime) -> list[Family]:
-    """Compliance, counts per agency, severity and state for both windows, open clocks, and the target."""
+    """Per objective: compliance, counts per agency, severity and state for both windows, open clocks, the target."""
     month, fiscal_year = current_month(now, policy.tz), fiscal_year_to_date(now, policy.tz)
-    rows = await conn.fetch(q["metrics_window_counts"], fiscal_year.start, fiscal_year.end, month.start, month.end, now)
-    # Every state of an (agency, severity) that has incidents in a window is written, zeros included, so that
-    # a ratio such as met / (met + breached) exists (and is 0) for an agency without a single met incident.
-    counts: dict[tuple[str, str, str, str], dict[str, int]] = {}
-    for row in rows:
+    window_args = (fiscal_year.start, fiscal_year.end, month.start, month.end, now)
+    rows = await _per_objective(conn, q, policy, "window_counts", *window_args)
+    # Every state of an (objective, agency, severity) that has incidents in a window is written, zeros included,
+    # so that a ratio such as met / (met + breached) exists (and is 0) for an agency without a single met incident.
+    counts: dict[tuple[str, str, str, str, str], dict[str, int]] = {}
+    for objective, row in rows:
         for window in WINDOWS:
             if row[window]:
-                key = (window, row["agency"], row["sector"], row["severity"])
-                counts.setdefault(key, dict.fromkeys(SLA_STATES, 0))[row["state"]] += row[window]
+                key = (objective, window, row["agency"], row["sector"], row["severity"])
+                states = counts.setdefault(key, dict.fromkeys(_states(policy, objective, SLA_STATES), 0))
+                _count(states, row["state"], row[window])
     incidents: list[tuple[tuple[str, ...], float]] = [
         ((*key, state), float(n)) for key, states in sorted(counts.items()) for state, n in states.items()
     ]
 
-    national: dict[str, list[int]] = {window: [0, 0] for window in WINDOWS}
-    agencies: dict[tuple[str, str, str], list[int]] = {}
-    for (window, agency, sector, _), states in counts.items():
-        for total in (national[window], agencies.setdefault((window, agency, sector), [0, 0])):
+    national: dict[tuple[str, str], list[int]] = {(o, w): [0, 0] for o in policy.objectives for w in WINDOWS}
+    agencies: dict[tuple[str, str, str, str], list[int]] = {}
+    for (objective, window, agency, sector, _), states in counts.items():
+        for total in (national[(objective, window)], agencies.setdefault((objective, window, agency, sector), [0, 0])):
             total[0] += states["met"]
             total[1] += states["met"] + states["breached"]
 
-    open_rows = await conn.fetch(q["metrics_open_counts"], now)
-    open_counts: dict[tuple[str, str, str], dict[str, int]] = {}
-    for row in open_rows:
-        clock = (row["agency"], row["sector"], row["severity"])
-        open_counts.setdefault(clock, dict.fromkeys(OPEN_STATES, 0))[row["state"]] += row["n"]
+    open_counts: dict[tuple[str, str, str, str], dict[str, int]] = {}
+    for objective, row in await _per_objective(conn, q, policy, "open_counts", now):
+        clock = (objective, row["agency"], row["sector"], row["severity"])
+        _count(
+            open_counts.setdefault(clock, dict.fromkeys(_states(policy, objective, OPEN_STATES), 0)),
+            row["state"],
+            row["n"],
+        )
 
     return [
         Family(
+            SLA_OBJECTIVE_INFO,
+            'the policy\'s SLA objectives, always 1; kpi="true" marks the one the compliance target speaks of',
+            SLA_OBJECTIVE_INFO_LABELS,
+            [((name, "true" if name == policy.kpi_name else "false"), 1.0) for name in policy.objectives],
+        ),
+        Family(
             SLA_TARGET,
-            "share of decided incidents that must meet their SLA (policy compliance_target)",
-            (),
-            [((), policy.compliance_target)],
+            "share of decided incidents that must meet their SLA (policy compliance_target), by objective",
+            SLA_TARGET_LABELS,
+            [((name,), policy.compliance_target) for name in policy.objectives],
         ),
         Family(
             SLA_COMPLIANCE,
-            "met / (met + breached) of incidents whose clock started in the window; absent while none is decided",
+            "met / (met + breached) of incidents whose objective's clock started in the window; absent while none "
+            "is decided",
             SLA_COMPLIANCE_LABELS,
-            [((window,), met / decided) for window, (met, decided) in national.items() if decided],
+            [(key, met / decided) for key, (met, decided) in national.items() if decided],
         ),
         Family(
             SLA_AGENCY_COMPLIANCE,
-            "met / (met + breached) of an agency's incidents whose clock started in the window",
+            "met / (met + breached) of an agency's incidents whose objective's clock started in the window",
             SLA_AGENCY_COMPLIANCE_LABELS,
             [(key, met / decided) for key, (met, decided) in sorted(agencies.items()) if decided],
         ),
         Family(
             SLA_INCIDENTS,
-            "incidents whose clock started in the window, by agency, severity and SLA state now",
+            "incidents whose objective's clock started in the window, by agency, severity and SLA state now",
             SLA_INCIDENTS_LABELS,
             incidents,
         ),
         Family(
             SLA_OPEN_INCIDENTS,
-            "incidents whose SLA clock is running, by agency, severity and state (pending, at_risk, breached)",
+            "incidents whose objective's clock started and has not stopped, by agency, severity and state "
+            "(pending, at_risk, paused, breached)",
             SLA_OPEN_INCIDENTS_LABELS,
             [((*key, state), float(n)) for key, states in sorted(open_counts.items()) for state, n in states.items()],
         ),
@@ -167,34 +210,39 @@ async def sla_families(conn: asyncpg.Connection, q: Queries, policy: Policy, now
 
 
 async def sla_history(conn: asyncpg.Connection, q: Queries, policy: Policy, now: datetime) -> list[Metric]:
-    """All-time decisions and the delay histogram, recounted from the database: a restart never zeroes them."""
+    """All-time decisions and the delay histogram per objective, recounted from the database: a restart never
+    zeroes them."""
     decided = CounterMetricFamily(
         SLA_DECIDED,
-        "incidents ever decided (met, or breached: notified late or overdue), by sector, severity and state",
+        "incidents ever decided (met, or breached: stopped late or overdue), by objective, sector, severity and state",
         labels=list(SLA_DECIDED_LABELS),
     )
-    found: dict[tuple[str, str], dict[str, int]] = {}
-    for row in await conn.fetch(q["metrics_decided_counts"], now):
-        found.setdefault((row["sector"], row["severity"]), dict.fromkeys(DECIDED_STATES, 0))[row["state"]] += row["n"]
-    for (sector, severity), states in sorted(found.items()):
+    found: dict[tuple[str, str, str], dict[str, int]] = {}
+    for objective, row in await _per_objective(conn, q, policy, "decided_counts", now):
+        key = (objective, row["sector"], row["severity"])
+        _count(found.setdefault(key, dict.fromkeys(DECIDED_STATES, 0)), row["state"], row["n"])
+    for key, states in sorted(found.items()):
         for state, n in states.items():
-            decided.add_metric([sector, severity, state], n)
+            decided.add_metric([*key, state], n)
 
     histogram = HistogramMetricFamily(
         SLA_DELAY,
-        "SLA delay of every stopped clock (start milestone to stop milestone, calendar seconds), by severity",
+        "SLA delay of every stopped clock (start milestone to stop milestone, seconds on the objective's calendar, "
+        "paused time left out), by objective and severity",
         labels=list(SLA_DELAY_LABELS),
     )
     bounds = [*DELAY_BUCKETS, float("inf")]
-    buckets: dict[str, list[float]] = {severity: [0.0] * len(bounds) for severity in policy.severities}
-    sums: dict[str, float] = dict.fromkeys(policy.severities, 0.0)
-    for row in await conn.fetch(q["metrics_delay_buckets"], bounds):
-        if row["severity"] in buckets:
-            buckets[row["severity"]][bounds.index(row["le"])] = row["cumulative"]
-            sums[row["severity"]] = row["total_seconds"]
-    for severity, counts in buckets.items():
+    keys = [(objective, severity) for objective in policy.objectives for severity in policy.severities]
+    buckets: dict[tuple[str, str], list[float]] = {key: [0.0] * len(bounds) for key in keys}
+    sums: dict[tuple[str, str], float] = dict.fromkeys(keys, 0.0)
+    for objective, row in await _per_objective(conn, q, policy, "delay_buckets", bounds):
+        series = (objective, row["severity"])
+        if series in buckets:
+            buckets[series][bounds.index(row["le"])] = row["cumulative"]
+            sums[series] = row["total_seconds"]
+    for series, counts in buckets.items():
         labelled = [(_le(bound), count) for bound, count in zip(bounds, counts, strict=True)]
-        histogram.add_metric([severity], labelled, sums[severity])
+        histogram.add_metric(list(series), labelled, sums[series])
     return [decided, histogram]
 
 

@@ -23,6 +23,10 @@ from certmon.telemetry.conventions import (
     INCIDENTS_INGESTED,
     INCIDENTS_REJECTED,
     KNOWN_SOURCES,
+    NOTIFICATION_CHANNELS,
+    NOTIFICATION_LABELS,
+    NOTIFICATION_OUTCOMES,
+    NOTIFICATIONS,
     OTHER_SOURCE,
     REJECT_REASONS,
     REQUEST_BUCKETS,
@@ -54,11 +58,20 @@ class Metrics:
             ["source", "reason"],
             registry=self.registry,
         )
+        self.notifications = Counter(
+            NOTIFICATIONS,
+            "notifications of agencies, by channel and outcome",
+            list(NOTIFICATION_LABELS),
+            registry=self.registry,
+        )
         # Label sets known in advance start at zero, so that rate() sees the first increment.
         for source in ("api", "bulk"):
             self.ingested.labels(source=source)
             for reason in REJECT_REASONS:
                 self.rejected.labels(source=source, reason=reason)
+        for channel in NOTIFICATION_CHANNELS:
+            for outcome in NOTIFICATION_OUTCOMES:
+                self.notifications.labels(channel=channel, outcome=outcome)
         self.snapshot = snapshot or Snapshot()
         self.registry.register(SnapshotCollector(self.snapshot))
         self.registry.register(SnapshotHealth(self.snapshot))
@@ -71,6 +84,10 @@ class Metrics:
             self.rejected.labels(source=source, reason="unmatched").inc(unmatched)
         for reason, count in rejected.items():
             self.rejected.labels(source=source, reason=reason).inc(count)
+
+    def count_notification(self, channel: str, outcome: str) -> None:
+        """One notify call's outcome: sent, failed, or duplicate (sent before, or a send in progress)."""
+        self.notifications.labels(channel=channel, outcome=outcome).inc()
 
 
 def source_label(source: str) -> str:

@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ProcessPoolExecutor
 
+import aiohttp
 import asyncpg
 import structlog
 from aiohttp import web
@@ -22,10 +23,12 @@ from certmon.store.tokens import TokenCache
 from certmon.telemetry.registry import Metrics
 from certmon.telemetry.snapshot import Snapshot
 from certmon.web import appkeys
+from certmon.web.ack import setup_ack_routes
 from certmon.web.api import setup_routes
 from certmon.web.api.common import json_response
 from certmon.web.metrics import handle_metrics
 from certmon.web.middlewares import authenticate, problems, request_context
+from certmon.web.pages import setup_pages
 
 log = structlog.get_logger("certmon")
 STARTUP_WAIT_SECONDS = 60.0  # how long start-up waits for a database that is not up yet
@@ -100,6 +103,13 @@ async def parser_context(app: web.Application) -> AsyncIterator[None]:
         executor.shutdown(wait=True, cancel_futures=True)
 
 
+async def http_client_context(app: web.Application) -> AsyncIterator[None]:
+    """One client session for the app's outgoing requests; each request sets its own timeout."""
+    async with aiohttp.ClientSession() as session:
+        app[appkeys.HTTP_CLIENT] = session
+        yield
+
+
 def create_app(
     settings: Settings,
     *,
@@ -125,8 +135,11 @@ def create_app(
     app[appkeys.BULK_SLOTS] = asyncio.Semaphore(max(1, settings.pool_max // 2))
     app.cleanup_ctx.append(database_context(database_url))
     app.cleanup_ctx.append(parser_context)
+    app.cleanup_ctx.append(http_client_context)
+    setup_pages(app, app[appkeys.POLICY].tz)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", handle_metrics)
     setup_routes(app)
+    setup_ack_routes(app)
     return app

@@ -6,6 +6,7 @@ import asyncio
 from concurrent.futures import Executor
 from typing import Any
 
+import aiohttp
 import asyncpg
 from aiohttp import web
 
@@ -29,6 +30,7 @@ PARSER: web.AppKey[Executor | None] = web.AppKey("parser")  # validates bulk bod
 # A bulk ingest holds two pooled connections; bounding them keeps the pool from being shared out in halves.
 BULK_SLOTS = web.AppKey("bulk_slots", asyncio.Semaphore)
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")  # the current instant of every handler
+HTTP_CLIENT = web.AppKey("http_client", aiohttp.ClientSession)  # outgoing requests: agencies' webhooks
 SCHEDULER = web.AppKey("scheduler", Any)  # apscheduler's AsyncIOScheduler is untyped
 
 PRINCIPAL = web.RequestKey("principal", Principal)  # who is calling

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 import structlog
 from aiohttp import web
 
+from certmon.core.ack_links import ACK_PREFIX
 from certmon.core.errors import CertmonError, DatabaseUnavailable, Unauthorized
 from certmon.store import db
 from certmon.web import appkeys
@@ -24,6 +25,11 @@ def problem(status: int, title: str, detail: str, **extra: object) -> web.Respon
     response = json_response(body, status=status)
     response.content_type = "application/problem+json"
     return response
+
+
+def loggable_path(request: web.Request) -> str:
+    """The path as logs may keep it: an acknowledgement link's path is its credential, so it is cut off."""
+    return ACK_PREFIX + "{token}" if request.path.startswith(ACK_PREFIX) else request.path
 
 
 @web.middleware
@@ -58,7 +64,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
                 "request",
                 method=request.method,
                 route=route,
-                path=request.path,
+                path=loggable_path(request),
                 status=status,
                 duration_ms=round(duration * 1000, 2),
                 request_id=request_id,
@@ -83,7 +89,7 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
     except db.OUTAGE_ERRORS as exc:
         return _unavailable(request, f"database unavailable: {type(exc).__name__}")
     except Exception:
-        log.exception("unhandled error", path=request.path, request_id=request.get(appkeys.REQUEST_ID))
+        log.exception("unhandled error", path=loggable_path(request), request_id=request.get(appkeys.REQUEST_ID))
         return problem(500, "Internal error", "an unexpected error occurred; it has been logged")
 
 

@@ -1,5 +1,7 @@
 -- name: agency_list
-SELECT a.code, a.name, a.name_th, a.sector, a.cii, a.created_at, a.updated_at,
+-- The webhook's secret stays in the table: only whether one is set leaves it.
+SELECT a.code, a.name, a.name_th, a.sector, a.cii, a.created_at, a.updated_at, a.contacts, a.webhook_url,
+       a.webhook_secret IS NOT NULL AS webhook_secret_set,
        coalesce(array_agg(n.network::text ORDER BY n.network) FILTER (WHERE n.network IS NOT NULL), '{}') AS networks
 FROM agencies a
 LEFT JOIN agency_networks n ON n.agency_code = a.code
@@ -8,14 +10,16 @@ GROUP BY a.code
 ORDER BY a.code;
 
 -- name: agency_insert
-INSERT INTO agencies (code, name, name_th, sector, cii)
-VALUES ($1, $2, $3, $4, $5)
+INSERT INTO agencies (code, name, name_th, sector, cii, contacts, webhook_url, webhook_secret)
+VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8)
 ON CONFLICT (code) DO NOTHING
 RETURNING code;
 
 -- name: agency_update
+-- A webhook given without a secret keeps the stored one; no webhook ($7 NULL) removes both.
 UPDATE agencies
-SET name = $2, name_th = $3, sector = $4, cii = $5, updated_at = now()
+SET name = $2, name_th = $3, sector = $4, cii = $5, contacts = $6::jsonb, webhook_url = $7,
+    webhook_secret = CASE WHEN $7::text IS NULL THEN NULL ELSE coalesce($8, webhook_secret) END, updated_at = now()
 WHERE code = $1
 RETURNING code;
 

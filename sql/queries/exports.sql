@@ -1,14 +1,32 @@
 -- name: export_incidents
 -- The month's incidents with their SLA state at the export's evaluation instant $3, oldest id first.
 -- An incident belongs to the month in which its clock started; one without a clock, to its detection's.
+-- The clock is the KPI's, on the incidents row; its pauses are kept with the KPI objective's ($4) clock row.
 SELECT i.id, i.agency_code, i.severity, i.category,
        i.detected_at, i.analysed_at, i.notified_at, i.acknowledged_at, i.contained_at, i.resolved_at,
        i.clock_start, i.due_at, i.stopped_at, i.delay_seconds, i.exclusion_reason,
-       certmon_sla_state(i.excluded, i.clock_start, i.at_risk_at, i.due_at, i.stopped_at, $3) AS state
+       certmon_sla_state(i.excluded, i.clock_start, i.at_risk_at, i.due_at, i.stopped_at, $3) AS state,
+       coalesce(k.paused_seconds, 0) AS paused_seconds, k.paused_since
 FROM incidents i
+LEFT JOIN incident_clocks k ON k.incident_id = i.id AND k.objective = $4
 WHERE coalesce(i.clock_start, i.detected_at) >= $1
   AND coalesce(i.clock_start, i.detected_at) < $2
 ORDER BY i.id;
+
+-- name: export_incident_objectives
+-- The clocks of the objectives in $4 (not the KPI's: export_incidents has it) that belong to the month [$1, $2),
+-- with their state at the evaluation instant $3. As in sla_figures_objective, an incident belongs to the month in
+-- which that objective's clock started; one whose clock has not started, to the month of its detection.
+SELECT i.id, i.agency_code, i.severity, o.objective,
+       c.clock_start, c.due_at, c.stopped_at, c.delay_seconds,
+       coalesce(c.paused_seconds, 0) AS paused_seconds, c.paused_since,
+       certmon_sla_state(i.excluded, c.clock_start, c.at_risk_at, c.due_at, c.stopped_at, $3) AS state
+FROM incidents i
+CROSS JOIN unnest($4::text[]) AS o (objective)
+LEFT JOIN incident_clocks c ON c.incident_id = i.id AND c.objective = o.objective
+WHERE coalesce(c.clock_start, i.detected_at) >= $1
+  AND coalesce(c.clock_start, i.detected_at) < $2
+ORDER BY i.id, o.objective;
 
 -- name: export_agencies
 SELECT code, name, name_th, sector FROM agencies ORDER BY code;

@@ -1,12 +1,25 @@
 -- name: incident_insert
-INSERT INTO incidents (
-    agency_code, title, severity, category, tlp, description, source, external_id, body_hash,
-    detected_at, analysed_at, notified_at, acknowledged_at, contained_at, resolved_at,
-    clock_start, at_risk_at, due_at, stopped_at, delay_seconds, policy_hash, created_by
+-- The incident and its objectives' clocks ($23-$30, one array per column of incident_clocks) in one statement.
+WITH incident AS (
+    INSERT INTO incidents (
+        agency_code, title, severity, category, tlp, description, source, external_id, body_hash,
+        detected_at, analysed_at, notified_at, acknowledged_at, contained_at, resolved_at,
+        clock_start, at_risk_at, due_at, stopped_at, delay_seconds, policy_hash, created_by
+    )
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)
+    ON CONFLICT (source, external_id) DO NOTHING
+    RETURNING *
+), clocks AS (
+    INSERT INTO incident_clocks (
+        incident_id, objective, clock_start, at_risk_at, due_at, stopped_at, delay_seconds, paused_seconds,
+        paused_since
+    )
+    SELECT incident.id, c.*
+    FROM incident,
+         unnest($23::text[], $24::timestamptz[], $25::timestamptz[], $26::timestamptz[], $27::timestamptz[],
+                $28::float8[], $29::float8[], $30::timestamptz[]) AS c
 )
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)
-ON CONFLICT (source, external_id) DO NOTHING
-RETURNING *;
+SELECT * FROM incident;
 
 -- name: incident_by_key
 SELECT * FROM incidents WHERE source = $1 AND external_id = $2;
@@ -18,14 +31,46 @@ SELECT * FROM incidents WHERE id = $1;
 SELECT * FROM incidents WHERE id = $1 FOR UPDATE;
 
 -- name: incident_events
-SELECT id, type, milestone, at, previous_at, note, reason, actor, recorded_at
+SELECT id, type, milestone, at, previous_at, note, reason, actor, recorded_at, pause_id, detail
 FROM incident_events
 WHERE incident_id = $1
 ORDER BY id;
 
 -- name: incident_event_insert
-INSERT INTO incident_events (incident_id, type, milestone, at, previous_at, note, reason, actor)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8);
+INSERT INTO incident_events (incident_id, type, milestone, at, previous_at, note, reason, actor, pause_id, detail)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10);
+
+-- name: incident_clocks_for
+SELECT incident_id, objective, clock_start, at_risk_at, due_at, stopped_at, delay_seconds, paused_seconds,
+       paused_since
+FROM incident_clocks
+WHERE incident_id = ANY($1::bigint[]);
+
+-- name: incident_clocks_delete
+DELETE FROM incident_clocks WHERE incident_id = ANY($1::bigint[]);
+
+-- name: incident_clocks_insert
+INSERT INTO incident_clocks (
+    incident_id, objective, clock_start, at_risk_at, due_at, stopped_at, delay_seconds, paused_seconds, paused_since
+)
+SELECT * FROM unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::timestamptz[],
+                     $6::timestamptz[], $7::float8[], $8::float8[], $9::timestamptz[]);
+
+-- name: incident_pauses_for
+SELECT id, incident_id, paused_at, resumed_at, reason
+FROM incident_pauses
+WHERE incident_id = ANY($1::bigint[])
+ORDER BY incident_id, paused_at, id;
+
+-- name: incident_pause_insert
+INSERT INTO incident_pauses (incident_id, paused_at, reason) VALUES ($1, $2, $3) RETURNING id;
+
+-- name: incident_pause_update
+UPDATE incident_pauses SET paused_at = $2, resumed_at = $3 WHERE id = $1;
+
+-- name: incident_ids_reserve
+-- Ids for a bulk COPY, drawn before it so that the clock rows copied beside can name their incidents.
+SELECT nextval(pg_get_serial_sequence('incidents', 'id')) FROM generate_series(1, $1);
 
 -- name: incident_update_state
 UPDATE incidents
@@ -64,3 +109,8 @@ CROSS JOIN LATERAL (
     WHERE source = k.source AND external_id = k.external_id
     LIMIT 1
 ) AS i;
+
+-- name: incidents_notified_not_contained
+SELECT id, notified_at FROM incidents
+WHERE notified_at > $1 AND contained_at IS NULL AND NOT excluded
+ORDER BY id;

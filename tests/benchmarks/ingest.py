@@ -182,16 +182,23 @@ async def main() -> None:
                     assert outcome["accepted"] == opts.bulk_lines, outcome
 
         # The raw limit: the same rows, already shaped, COPYed straight into the table.
+        from certmon.core.clocks import CLOCK_COLUMNS
         from certmon.core.policy import load_policy
-        from certmon.store.bulk import BulkOutcome, parse_lines
+        from certmon.store.bulk import BulkOutcome, parse_lines, reserve_ids
+        from certmon.store.db import Queries
 
         copy_times = []
         decode_copy_times = []
         for r in range(opts.rounds):
             lines = body.replace(b'"bulk-', f'"copy{r}-'.encode()).splitlines()
-            rows = [row[1:] for row in parse_lines(lines, load_policy(None), {"MOF"}, "bench", BulkOutcome())]
+            parsed = parse_lines(lines, load_policy(None), {"MOF"}, "bench", BulkOutcome())
+            ids = await reserve_ids(conn, Queries.load(), len(parsed))
+            rows = [(i, *row[1:-1]) for i, row in zip(ids, parsed, strict=True)]
+            clocks = [(i, *c) for i, row in zip(ids, parsed, strict=True) for c in row[-1]]
             started = time.perf_counter()
-            await conn.copy_records_to_table("incidents", records=rows, columns=INCIDENT_COLUMNS)
+            # The same two tables certmon writes: the incidents and their objectives' clocks.
+            await conn.copy_records_to_table("incidents", records=rows, columns=("id", *INCIDENT_COLUMNS))
+            await conn.copy_records_to_table("incident_clocks", records=clocks, columns=("incident_id", *CLOCK_COLUMNS))
             copy_times.append(time.perf_counter() - started)
             # The least any NDJSON endpoint must do: decode each line and COPY what it says, unchecked.
             lines = body.replace(b'"bulk-', f'"json{r}-'.encode()).splitlines()

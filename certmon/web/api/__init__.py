@@ -4,11 +4,20 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from certmon.web.api import agencies, exports, incidents, ingest, reports, sla, surveys
+from certmon.web.api import agencies, exports, incidents, ingest, notifications, reports, sla, surveys
 from certmon.web.api.common import Api, json_response
 from certmon.web.api.openapi import document
 
-MODULES: tuple[Api, ...] = (agencies.api, incidents.api, sla.api, surveys.api, ingest.api, exports.api, reports.api)
+MODULES: tuple[Api, ...] = (
+    agencies.api,
+    incidents.api,
+    notifications.api,
+    sla.api,
+    surveys.api,
+    ingest.api,
+    exports.api,
+    reports.api,
+)
 OPENAPI_PATH = "/api/v1/openapi.json"
 # Taken from the operations' own roles, so that what the document calls public is what needs no token.
 PUBLIC_PATHS = frozenset({OPENAPI_PATH, *(op.path for m in MODULES for op in m.operations if op.public)})

@@ -26,7 +26,7 @@ def path_code(request: web.Request) -> str:
 @api.operation(
     "POST",
     "/api/v1/agencies",
-    summary="Register an agency",
+    summary="Register an agency, with whom certmon notifies (contacts, webhook)",
     roles=("admin",),
     body=AgencyIn,
     response=Agency,
@@ -61,7 +61,7 @@ async def get_agency(request: web.Request) -> web.Response:
 @api.operation(
     "PUT",
     "/api/v1/agencies/{code}",
-    summary="Replace an agency",
+    summary="Replace an agency (a webhook given without its secret keeps the stored one)",
     roles=("admin",),
     body=AgencyIn,
     response=Agency,
@@ -79,7 +79,7 @@ async def put_agency(request: web.Request) -> web.Response:
 @api.operation(
     "PATCH",
     "/api/v1/agencies/{code}",
-    summary="Change some fields of an agency",
+    summary='Change some fields of an agency; "webhook": null removes the webhook',
     roles=("admin",),
     body=AgencyPatch,
     response=Agency,
@@ -91,5 +91,10 @@ async def patch_agency(request: web.Request) -> web.Response:
     async with connection(request) as conn:
         current = await fetch_agency(conn, q, path_code(request))
         fields = {name: current[name] for name in AgencyIn.model_fields}
-        merged = AgencyIn.model_validate({**fields, **patch.model_dump(exclude_none=True)})
+        # The stored webhook comes back without its secret, which the store then keeps.
+        fields["webhook"] = current["webhook"] and {"url": current["webhook"]["url"]}
+        changes = patch.model_dump(exclude_none=True)
+        if "webhook" in patch.model_fields_set and patch.webhook is None:
+            changes["webhook"] = None  # an explicit null removes it; leaving it out keeps it
+        merged = AgencyIn.model_validate({**fields, **changes})
         return json_response(await save_agency(conn, q, merged, create=False))

@@ -75,7 +75,9 @@ async def create_incident(request: web.Request) -> web.Response:
         data = await read_model(request, IncidentIn)
         source = data.source
         async with connection(request) as conn:
-            row, created = await incidents.create(conn, app[appkeys.QUERIES], policy, data, caller.name)
+            q = app[appkeys.QUERIES]
+            row, created = await incidents.create(conn, q, policy, data, caller.name)
+            clocks = (await incidents.clocks_for(conn, q, [row["id"]]))[row["id"]]
     except (Invalid, BadRequest):
         _count(request, source, invalid=1)
         raise
@@ -83,7 +85,8 @@ async def create_incident(request: web.Request) -> web.Response:
         _count(request, source, conflict=1)
         raise
     _count(request, source, accepted=int(created))
-    return json_response(incidents.to_json(row, policy, now(request)), status=201 if created else 200)
+    body = incidents.to_json(row, policy, now(request), clocks=clocks)
+    return json_response(body, status=201 if created else 200)
 
 
 @api.operation(
@@ -123,34 +126,40 @@ async def get_incident(request: web.Request) -> web.Response:
     app = request.app
     q = app[appkeys.QUERIES]
     async with connection(request) as conn:
-        row = await incidents.get(conn, q, incident_id(request))
-        if caller.role == "agency" and row["agency_code"] != caller.agency:
-            raise NotFound(f"no incident {row['id']}")  # do not reveal other agencies' incidents exist
+        row = await incidents.get(conn, q, incident_id(request), caller.scope(None))
         timeline = await conn.fetch(q["incident_events"], row["id"])
-    return json_response(incidents.to_json(row, app[appkeys.POLICY], now(request), timeline))
+        clocks = (await incidents.clocks_for(conn, q, [row["id"]]))[row["id"]]
+    return json_response(incidents.to_json(row, app[appkeys.POLICY], now(request), timeline, clocks))
 
 
 @api.operation(
     "POST",
     "/api/v1/incidents/{id}/events",
-    summary="Append a timeline event",
-    roles=WRITERS,
+    summary="Append a timeline event (an agency's token: acknowledged, contained, resolved or comment, its own)",
+    roles=(*WRITERS, "agency"),
     body=EventIn,
     response=IncidentOut,
     status=201,
     params=(ID,),
-    responses={409: "the milestone is recorded already", 422: "a field is invalid"},
+    responses={
+        403: "an agency's token may record only its side",
+        409: "the milestone is recorded already, or the pause is not open",
+        422: "a field is invalid",
+    },
 )
 async def add_event(request: web.Request) -> web.Response:
     caller = principal(request)
+    target = incident_id(request)
     event = await read_model(request, EventIn)
     app = request.app
     q = app[appkeys.QUERIES]
     policy = app[appkeys.POLICY]
+    instant = now(request)
     async with connection(request) as conn:
-        row = await incidents.add_event(conn, q, policy, incident_id(request), event, caller.name, now(request))
+        row = await incidents.add_event(conn, q, policy, target, event, caller.name, instant, agency=caller.scope(None))
         timeline = await conn.fetch(q["incident_events"], row["id"])
-    return json_response(incidents.to_json(row, policy, now(request), timeline), status=201)
+        clocks = (await incidents.clocks_for(conn, q, [row["id"]]))[row["id"]]
+    return json_response(incidents.to_json(row, policy, instant, timeline, clocks), status=201)
 
 
 LIST_PARAMS = (
@@ -202,6 +211,8 @@ async def list_incidents(request: web.Request) -> web.Response:
             after,
             limit + 1,
         )
-    page = rows[:limit]
+        page = rows[:limit]
+        clocks = await incidents.clocks_for(conn, app[appkeys.QUERIES], [r["id"] for r in page])
     next_cursor = incidents.encode_cursor(page[-1]["id"]) if len(rows) > limit else None
-    return json_response({"items": [incidents.to_json(r, policy, instant) for r in page], "next_cursor": next_cursor})
+    items = [incidents.to_json(r, policy, instant, clocks=clocks[r["id"]]) for r in page]
+    return json_response({"items": items, "next_cursor": next_cursor})

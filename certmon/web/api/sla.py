@@ -23,6 +23,7 @@ PARAMS = (
     Param("sector", "sector", {"enum": list(SECTORS)}),
     Param("severity", "a severity of the policy"),
     Param("group_by", "split the figures", {"enum": list(compliance.GROUPS)}),
+    Param("objective", "an objective of the policy (default: the KPI's)"),
 )
 
 
@@ -49,6 +50,7 @@ async def sla_report(request: web.Request) -> web.Response:
     sector = query(request, "sector", choice(*SECTORS))
     severity = query(request, "severity", choice(*policy.severities))
     group_by = query(request, "group_by", choice(*compliance.GROUPS))
+    objective = query(request, "objective", choice(*policy.objectives))
     async with connection(request) as conn:
         result = await compliance.report(
             conn,
@@ -60,5 +62,6 @@ async def sla_report(request: web.Request) -> web.Response:
             sector=sector,
             severity=severity,
             group_by=group_by,
+            objective=objective,
         )
     return json_response(result)
