@@ -26,6 +26,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     CERTMON_DATA_DIR=/var/lib/certmon \
     CERTMON_LOG_FORMAT=json
 
+# PDF reports: WeasyPrint draws them with Pango (HarfBuzz subsets the fonts it embeds) in Laksaman from
+# fonts-thai-tlwg. Debian's security updates replace package versions, so they are not pinned.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends fonts-thai-tlwg libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 \
+    && rm -rf /var/lib/apt/lists/*
+
 RUN groupadd --system --gid 10001 certmon \
     && useradd --system --uid 10001 --gid certmon --home-dir /var/lib/certmon --create-home certmon
 

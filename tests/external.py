@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 
@@ -18,3 +19,14 @@ def require_program(name: str, *candidates: str) -> str:
     if os.environ.get("CERTMON_REQUIRE_ALL") == "1":
         pytest.fail(f"CERTMON_REQUIRE_ALL=1 but {message}")
     pytest.skip(message)
+
+
+def require_module(name: str) -> None:
+    """Skip (or, with CERTMON_REQUIRE_ALL=1, fail) the test when a Python package it drives is not installed."""
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        message = f"the Python package {name} is not installed (pip install -e '.[test]' installs it)"
+        if os.environ.get("CERTMON_REQUIRE_ALL") == "1":
+            pytest.fail(f"CERTMON_REQUIRE_ALL=1 but {message}")
+        pytest.skip(message)

@@ -19,6 +19,7 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
@@ -220,6 +221,13 @@ def make_certificates(directory: Path, now: datetime | None = None) -> Certifica
 # Times of the notification tests: the incident is detected at 09:00 Bangkok time, the send starts at 09:20 and the
 # mail server accepts it at 09:25; all long past, so that no check of "not in the future" depends on the wall clock.
 DETECTED = datetime(2025, 6, 2, 2, 0, tzinfo=UTC)
+
+
+def local(value: datetime) -> str:
+    """An instant as answers write it: with the policy's offset, Bangkok time."""
+    return value.astimezone(ZoneInfo("Asia/Bangkok")).isoformat()
+
+
 STARTED = DETECTED + timedelta(minutes=20)
 ACCEPTED = DETECTED + timedelta(minutes=25)
 SECRET = "s3cret-webhook-key-0123456789"

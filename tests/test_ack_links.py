@@ -22,6 +22,7 @@ from tests.notifying import (
     ManualClock,
     create_incident,
     give_contacts,
+    local,
     notify,
     smtp_server,
     timeline,
@@ -99,14 +100,14 @@ async def test_posting_the_form_records_acknowledged_at_that_moment_with_the_age
     assert status == 200
     assert "บันทึกการรับทราบของหน่วยงานแล้ว" in html and "Your acknowledgement was recorded" in html
     incident, events = await timeline(api, notified.incident["id"])
-    assert incident["acknowledged_at"] == ACKED.isoformat()
-    assert incident["notified_at"] == ACCEPTED.isoformat()
+    assert incident["acknowledged_at"] == local(ACKED)
+    assert incident["notified_at"] == local(ACCEPTED)
     acknowledged = events[-1]
     assert acknowledged["type"] == "acknowledged"
-    assert acknowledged["at"] == ACKED.isoformat()
+    assert acknowledged["at"] == local(ACKED)
     assert acknowledged["actor"] == "agency:MOF"
     assert acknowledged["detail"]["via"] == "acknowledgement link"
-    assert incident["objectives"]["acknowledge"]["stopped_at"] == ACKED.isoformat()
+    assert incident["objectives"]["acknowledge"]["stopped_at"] == local(ACKED)
 
 
 async def test_a_second_post_shows_the_link_used_and_changes_nothing(notified: Notified) -> None:

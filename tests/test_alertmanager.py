@@ -56,7 +56,7 @@ async def test_firing_alert_becomes_incident_of_the_labelled_agency_with_mapped_
     assert (body["created"], body["alerts"][0]["status"], body["alerts"][0]["alert_count"]) == (1, "created", 1)
     status, incident = await api.call("GET", f"/api/v1/incidents/{body['alerts'][0]['incident']}")
     assert (incident["agency"], incident["severity"], incident["source"]) == ("MOF", "critical", "alertmanager")
-    assert incident["detected_at"] == "2024-06-01T02:00:00+00:00"
+    assert incident["detected_at"] == "2024-06-01T09:00:00+07:00"
     assert incident["title"] == "Defacement on www.mof.go.th"
     assert incident["category"] == "other/undetermined"
 
@@ -74,7 +74,7 @@ async def test_repeated_notifications_of_one_alert_create_one_incident_and_resol
     assert body["resolved"] == 1
     status, incident = await api.call("GET", f"/api/v1/incidents/{body['alerts'][0]['incident']}")
     assert incident["severity"] == "medium"
-    assert incident["resolved_at"] == "2024-06-01T02:20:00+00:00"
+    assert incident["resolved_at"] == "2024-06-01T09:20:00+07:00"
     assert [e["type"] for e in incident["timeline"]] == ["detected", "resolved"]
     status, page = await api.call("GET", "/api/v1/incidents?agency=MOF")
     assert (status, len(page["items"])) == (200, 1)

@@ -121,7 +121,7 @@ async def test_events_set_milestones_and_keep_who_and_when(api: Api) -> None:
     )
     assert status == 201, body
     assert body["sla"]["state"] == "met"
-    assert body["notified_at"] == "2021-08-02T02:30:00+00:00"
+    assert body["notified_at"] == "2021-08-02T09:30:00+07:00"
     last = body["timeline"][-1]
     assert (last["type"], last["actor"], last["note"]) == ("notified", "test-analyst", "phoned CISO")
     assert datetime.fromisoformat(last["recorded_at"]) > datetime.fromisoformat(last["at"])
@@ -156,7 +156,7 @@ async def test_correction_changes_the_milestone_and_keeps_the_old_time(api: Api)
     assert status == 201, body
     assert body["sla"]["state"] == "breached"
     notified = [e for e in body["timeline"] if e["milestone"] == "notified"]
-    assert [e["at"] for e in notified] == ["2021-08-02T02:30:00+00:00", "2021-08-02T03:30:00+00:00"]
+    assert [e["at"] for e in notified] == ["2021-08-02T09:30:00+07:00", "2021-08-02T10:30:00+07:00"]
     assert notified[-1]["reason"].startswith("the call log")
 
 

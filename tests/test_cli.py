@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -11,12 +12,18 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
+from certmon.core.models import IncidentIn
+from certmon.core.policy import Policy
 from certmon.core.settings import Settings, SettingsError
+from certmon.store import incidents
+from certmon.store.db import Queries
 
 
 def certmon(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -171,3 +178,34 @@ def test_a_bad_ingest_mapping_stops_start_up(tmp_path: Path) -> None:
     result = certmon("serve", env=environment(CERTMON_INGEST_MAPPING=str(mapping)))
     assert result.returncode == 2
     assert "configuration error: ingest mapping eve.severities.1: 'urgent'" in result.stderr
+
+
+def test_queue_lists_open_clocks_soonest_due_first(database_url: str) -> None:
+    """The night shift's terminal view: the breached clock on top with negative minutes, the fresh one later."""
+    at = datetime(2024, 3, 15, 7, 0, tzinfo=UTC)
+
+    async def fill() -> None:
+        conn = await asyncpg.connect(database_url)
+        try:
+            q = Queries.load()
+            await conn.execute("INSERT INTO agencies (code, name, sector) VALUES ('MOF', 'Finance', 'government')")
+            for minutes, title in ((10, "fresh alert"), (90, "late alert")):
+                data = IncidentIn(
+                    agency="MOF",
+                    title=title,
+                    severity="high",
+                    category="fraud/phishing",
+                    detected_at=at - timedelta(minutes=minutes),
+                )
+                await incidents.create(conn, q, Policy(), data, "test")
+        finally:
+            await conn.close()
+
+    asyncio.run(fill())
+    env = environment(CERTMON_DATABASE_URL=database_url, COLUMNS="200")
+    result = certmon("queue", "--objective", "notify", "--at", at.isoformat(), env=env)
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if "alert" in line]
+    assert ["late alert" in lines[0], "fresh alert" in lines[1]] == [True, True]
+    assert " -30 " in lines[0] and "breached" in lines[0]
+    assert " 50 " in lines[1] and "pending" in lines[1]

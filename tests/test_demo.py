@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 from datetime import UTC, datetime
 
 from certmon.core.periods import fiscal_year_of
@@ -45,3 +47,22 @@ async def test_demo_fills_both_fiscal_years_and_figures_add_up(api: Api) -> None
     assert open_now["items"], "the duty view has incidents still inside the hour"
     _, breached_open = await api.call("GET", "/api/v1/incidents?state=open&sla=breached")
     assert breached_open["items"]
+
+
+# The digest of every demo agency's code, English name, sector, CII flag and networks, in the demo's order, as they
+# were before the Thai names were written in Thai: the same agencies, so the demo's figures stay what they were.
+DEMO_AGENCIES_SHA256 = "86b938b64275e6de2043fee62f0c1e009e099514bcd60096713b455a1b62a49d"
+
+
+def test_demo_agencies_have_thai_names_in_thai_script_and_keep_their_codes() -> None:
+    """No Latin letter in any of the 250 Thai names (ศาลากลางจังหวัดเชียงใหม่, not ...จังหวัดChiang Mai); Bangkok's
+    offices drop จังหวัด; codes, English names and the rest are unchanged."""
+    agencies = demo.agencies()
+    assert len(agencies) == 250
+    assert [a.code for a in agencies if a.name_th is None or re.search("[A-Za-z]", a.name_th)] == []
+    names = {a.name: a.name_th for a in agencies}
+    assert names["Provincial Administration Office, Chiang Mai"] == "ศาลากลางจังหวัดเชียงใหม่"
+    assert names["Provincial Land Office, Bangkok"] == "สำนักงานที่ดินกรุงเทพมหานคร"
+    assert names["Provincial Administration Office, Nakhon Si Thammarat"] == "ศาลากลางจังหวัดนครศรีธรรมราช"
+    listed = "\n".join(f"{a.code} {a.name} {a.sector} {a.cii} {a.networks}" for a in agencies)
+    assert hashlib.sha256(listed.encode()).hexdigest() == DEMO_AGENCIES_SHA256

@@ -181,7 +181,9 @@ async def test_regenerating_an_unchanged_month_gives_byte_identical_files(
     assert (first.revision, first.created, again.revision, again.created) == (1, True, 1, False)
     kept = await stored(conn, q, "2021-08", 1)
     rendered = export_content.render(await exports.collect(conn, q, policy, AUGUST))
-    assert set(rendered) == {"export.json", "export.xlsx", "figures.csv", "incidents.csv", *OBJECTIVE_FILES}
+    assert set(rendered) == {
+        "export.json", "export.xlsx", "figures.csv", "incidents.csv", "report.pdf", *OBJECTIVE_FILES
+    }  # fmt: skip
     for name, (_, data) in rendered.items():
         assert data == kept[name], name
     manifest = json.loads(kept["manifest.json"])
@@ -209,6 +211,8 @@ async def test_correction_makes_revision_2_with_old_and_new_figures_and_its_reas
     assert changes[("overall", "", "met")] == ("2", "3")
     assert changes[("overall", "", "breached")] == ("2", "1")
     assert changes[("overall", "", "compliance")] == ("0.5", "0.75")
+    # (0.96 - 0.75) / 0.96 is 0.21874999999999997 in floating point: CSV files carry no such noise.
+    assert changes[("overall", "", "shortfall")] == ("0.479167", "0.21875")
     assert changes[("agency", "MOF", "met")] == ("2", "3")
     restated = {r["field"]: r for r in read_csv(files["restatement-incidents.csv"]) if r["incident"] == str(august[2])}
     assert restated["notified_at"]["old"] == "2021-08-20T23:35:00+07:00"
@@ -391,7 +395,7 @@ async def test_manifest_lists_every_file_with_size_hash_period_and_policy(
     files = await stored(conn, q, "2021-08", 1)
     manifest = json.loads(files["manifest.json"])
     listed = {f["name"]: (f["size"], f["sha256"]) for f in manifest["files"]}
-    for name in ("figures.csv", "incidents.csv", "export.json", "export.xlsx", *OBJECTIVE_FILES):
+    for name in ("figures.csv", "incidents.csv", "export.json", "export.xlsx", "report.pdf", *OBJECTIVE_FILES):
         assert listed[name] == (len(files[name]), hashlib.sha256(files[name]).hexdigest())
     assert manifest["policy"]["fingerprint"] == policy.fingerprint()
     assert manifest["evaluated_at"] == "2021-09-04T00:00:00+07:00"
@@ -521,7 +525,7 @@ async def store_format_1(conn: asyncpg.Connection, q: db.Queries, policy: Policy
     """August's revision 1 as a certmon without objectives stored it: format 1, no objective files, evaluated once
     the KPI's clocks were all due."""
     content = await exports.collect(conn, q, policy, AUGUST)
-    for name in ("objectives", "objective_figures", "incident_objectives"):
+    for name in ("objectives", "objective_figures", "incident_objectives", "report"):
         del content[name]
     at = export_content.evaluation_instant(policy, AUGUST, [policy.kpi_name])
     content |= {"format": "certmon-monthly-export/1", "evaluated_at": at.astimezone(BKK).isoformat()}
@@ -546,8 +550,8 @@ async def test_month_exported_before_objectives_gets_one_revision_adding_their_f
     conn: asyncpg.Connection, q: db.Queries, policy: Policy, key: Ed25519PrivateKey, august: list[int]
 ) -> None:
     """After the upgrade the scheduled run gives August revision 2: the same figures.csv and incidents.csv, the
-    objective files, no figure or incident restated (none was published before), the format change as the reason
-    (and the policy's fingerprint, which now covers its objectives); a second run leaves it at that."""
+    objective files and report.pdf, no figure or incident restated (none was published before), the format changes
+    as the reason (and the policy's fingerprint, which now covers its objectives); a second run leaves it at that."""
     await store_format_1(conn, q, policy, key)
     before = await stored(conn, q, "2021-08", 1)
     assert not OBJECTIVE_FILES & set(before)
@@ -560,7 +564,8 @@ async def test_month_exported_before_objectives_gets_one_revision_adding_their_f
     assert read_csv(after["restatement-incidents.csv"]) == []
     reason, policy_reason = read_csv(after["restatement-reasons.csv"])
     assert (reason["type"], policy_reason["type"], policy_reason["incident"]) == ("format", "policy", "")
-    assert "certmon-monthly-export/1 -> certmon-monthly-export/2" in reason["reason"]
+    assert "certmon-monthly-export/1 -> certmon-monthly-export/3" in reason["reason"]
+    assert "report.pdf" in reason["reason"] and "report.pdf" in after
     assert "objective-figures.csv" in reason["reason"]
     assert "evaluated at 2021-09-04T00:00:00+07:00 (was 2021-09-01T01:00:00+07:00)" in reason["reason"]
     results, _ = await exports.run_due(conn, q, policy, key, bkk(2021, 9, 21, 1, 0), "scheduler")

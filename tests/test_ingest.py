@@ -24,6 +24,7 @@ from certmon.web import appkeys
 SAMPLES = Path(__file__).parent / "data" / "suricata"
 NETWORKS = json.loads((Path(__file__).parent / "fixtures" / "suricata-networks.json").read_text())
 WINDOW = timedelta(minutes=30)
+BKK = ZoneInfo("Asia/Bangkok")
 
 
 def sample(name: str) -> list[dict[str, Any]]:
@@ -217,8 +218,8 @@ async def test_alerts_outside_every_network_are_counted_and_listed_as_unmatched(
             "source": "suricata",
             "reason": "no_network",
             "alerts": len(records),
-            "first_at": min(datetime.fromisoformat(r["timestamp"]) for r in records).astimezone(UTC).isoformat(),
-            "last_at": max(datetime.fromisoformat(r["timestamp"]) for r in records).astimezone(UTC).isoformat(),
+            "first_at": min(datetime.fromisoformat(r["timestamp"]) for r in records).astimezone(BKK).isoformat(),
+            "last_at": max(datetime.fromisoformat(r["timestamp"]) for r in records).astimezone(BKK).isoformat(),
         }
     ]
     assert len(report["samples"]) == 5

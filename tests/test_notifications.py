@@ -36,6 +36,7 @@ from tests.notifying import (
     closed_port,
     create_incident,
     give_contacts,
+    local,
     make_certificates,
     notify,
     smtp_server,
@@ -84,11 +85,11 @@ async def test_an_email_arrives_with_its_link_and_notified_at_is_the_moment_the_
     assert status == 201, sent
     assert sent["status"] == "sent"
     assert sent["recipients"] == [c["email"] for c in CONTACTS]
-    assert sent["started_at"] == STARTED.isoformat()
-    assert sent["finished_at"] == ACCEPTED.isoformat()
+    assert sent["started_at"] == local(STARTED)
+    assert sent["finished_at"] == local(ACCEPTED)
     assert sent["response"] == "250 2.0.0 Ok: queued as TEST1"
     link_hours = api.app[appkeys.POLICY].acknowledgement_link_hours
-    assert sent["ack_expires_at"] == (STARTED + timedelta(hours=link_hours)).isoformat()
+    assert sent["ack_expires_at"] == local(STARTED + timedelta(hours=link_hours))
     assert "token" not in json.dumps(sent) and "/ack/" not in json.dumps(sent)
 
     [message] = inbox.messages
@@ -105,9 +106,9 @@ async def test_an_email_arrives_with_its_link_and_notified_at_is_the_moment_the_
     assert "10.10.4.7 calls out" in body  # TLP:AMBER: the description may go to the agency
 
     stored, events = await timeline(api, incident["id"])
-    assert stored["notified_at"] == ACCEPTED.isoformat()
+    assert stored["notified_at"] == local(ACCEPTED)
     [event] = events
-    assert event["type"] == "notified" and event["at"] == ACCEPTED.isoformat()
+    assert event["type"] == "notified" and event["at"] == local(ACCEPTED)
     assert event["actor"] == "test-analyst"
     assert event["detail"]["reply"] == "250 2.0.0 Ok: queued as TEST1"
     assert event["detail"]["message_id"] == sent["message_id"]
@@ -142,9 +143,9 @@ async def test_a_second_send_answers_the_first_without_a_second_mail_and_a_resen
     [link1, link2] = [ACK_LINK.search(b) for b in inbox.bodies()]
     assert link1 is not None and link2 is not None and link1.group(1) != link2.group(1)
     stored, events = await timeline(api, incident["id"])
-    assert stored["notified_at"] == ACCEPTED.isoformat()  # the first acceptance stays the milestone
+    assert stored["notified_at"] == local(ACCEPTED)  # the first acceptance stays the milestone
     assert [e["type"] for e in events] == ["notified", "notification_sent"]
-    assert events[1]["at"] == later.isoformat()
+    assert events[1]["at"] == local(later)
     assert events[1]["detail"]["message_id"] == resent["message_id"]
 
 
@@ -287,7 +288,7 @@ async def test_a_webhook_is_signed_with_the_agencys_secret_and_its_2xx_stamps_no
     assert sent["recipients"] == [hook.url]
     assert sent["response"] == 'HTTP 200: {"received": true}'
     stored, [event] = await timeline(api, incident["id"])
-    assert stored["notified_at"] == ACCEPTED.isoformat()
+    assert stored["notified_at"] == local(ACCEPTED)
     assert event["type"] == "notified"
     assert event["detail"]["status"] == 200
     assert event["detail"]["body"] == '{"received": true}'

@@ -6,18 +6,21 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from certmon.core.policy import Policy
 from certmon.store import incidents
 from certmon.web import appkeys
 from tests.conftest import Api
 
+BKK = ZoneInfo("Asia/Bangkok")
 NOW = datetime(2024, 3, 15, 7, 0, tzinfo=UTC)  # 14:00 Bangkok, a Friday
 T0 = NOW - timedelta(days=2)  # 13 March, 14:00 Bangkok
 
 
 def at(offset: timedelta) -> str:
-    return (T0 + offset).isoformat()
+    """An instant as answers write it: in Bangkok time."""
+    return (T0 + offset).astimezone(BKK).isoformat()
 
 
 async def record(api: Api, **fields: Any) -> dict[str, Any]:
@@ -65,7 +68,7 @@ async def test_every_incident_carries_every_objective_beside_the_kpi_fields(make
     assert objectives["contain"]["due_at"] == at(timedelta(minutes=20, hours=8))
     # 6 business hours from Wednesday 14:00 Bangkok: 3.5 h that day, 2.5 h from Thursday 08:30
     assert objectives["coordinate"]["state"] == "met"
-    assert objectives["coordinate"]["due_at"] == "2024-03-14T04:00:00+00:00"
+    assert objectives["coordinate"]["due_at"] == "2024-03-14T11:00:00+07:00"
 
 
 async def test_sla_figures_per_objective_and_the_default_stays_the_one_hour_kpi(make_api: Any) -> None:

@@ -68,6 +68,8 @@ async def test_the_wheel_installed_in_a_new_virtualenv_migrates_and_creates_toke
     assert {f"certmon/sql/migrations/{name}" for name in shipped_migrations} <= names
     assert {f"certmon/sql/queries/{p.name}" for p in (REPO / "sql" / "queries").glob("*.sql")} <= names
     assert not [n for n in names if n.startswith(("sql/", "tests/"))], "SQL ships only inside certmon.sql"
+    templates = {p.name for p in (REPO / "certmon" / "core" / "reports" / "templates").glob("*.html")}
+    assert {f"certmon/core/reports/templates/{name}" for name in templates} <= names, "the PDF reports' templates"
 
     venv = tmp_path / "venv"
     await run(sys.executable, "-m", "venv", venv, cwd=tmp_path, env=env)

@@ -51,7 +51,7 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
 
     async def work(conn: asyncpg.Connection) -> tuple[ExportResult, Path | None]:
         q = db.Queries.load()
-        result = await export_month(conn, q, policy, key, period, now, "cli")
+        result = await export_month(conn, q, policy, key, period, now, "cli", lang=settings.report_lang)
         path = None
         if args.out is not None:
             files = await stored_files(conn, q, result.month, result.revision)

@@ -1,4 +1,4 @@
-"""``certmon report``: the fiscal-year KPI report on the terminal or as a CSV, JSON or XLSX file."""
+"""``certmon report``: the fiscal-year KPI report on the terminal or as a CSV, JSON, XLSX or PDF file."""
 
 from __future__ import annotations
 
@@ -45,8 +45,9 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     data = render(run_db(settings, work), args.report_format, args.lang)
     if args.out is not None:
         args.out.write_bytes(data)
-    elif args.report_format == "xlsx" and sys.stdout.isatty():
-        print("certmon: an XLSX file is binary; give --out FILE or redirect standard output", file=sys.stderr)
+    elif args.report_format in ("xlsx", "pdf") and sys.stdout.isatty():
+        kind = args.report_format.upper()
+        print(f"certmon: {kind} output is binary; give --out FILE or redirect standard output", file=sys.stderr)
         return 2
     else:
         sys.stdout.buffer.write(data)

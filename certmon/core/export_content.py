@@ -7,12 +7,15 @@ each counted on its own calendar. Every clock that started in the month is due b
 not depend on when the export runs. The generation time appears in the manifest only.
 
 figures.csv and incidents.csv are the KPI objective's, as they were before the policy had other objectives; the
-objective files hold every objective, the KPI's included.
+objective files hold every objective, the KPI's included. report.pdf and export.xlsx are for people, in the
+revision's report language (content["report"]); the CSV files and export.json keep machine-readable codes.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -25,15 +28,22 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from certmon.core import signing
 from certmon.core.periods import Period, previous_month
 from certmon.core.policy import Policy
+from certmon.core.reports import monthly, pdf
 from certmon.core.tables import CSV_MEDIA, JSON_MEDIA, XLSX_MEDIA, Column, Table, to_csv, to_json, to_xlsx
+from certmon.core.words import Lang, local_time, month_name
 
-FORMAT = "certmon-monthly-export/2"
-# What each earlier format lacks, for the restatement that brings a month exported in it up to FORMAT.
+FORMAT = "certmon-monthly-export/3"
+# What each format after the one named adds, oldest first: a restatement that brings a month exported in an older
+# format up to FORMAT gives every step from there.
 FORMAT_CHANGES = {
     "certmon-monthly-export/1": (
         "adds objectives.csv, objective-figures.csv and incident-objectives.csv (every SLA objective of the policy) "
         "and evaluates the month once every objective's clocks are due; figures.csv and incidents.csv keep the KPI's "
         "figures and clocks, computed as before"
+    ),
+    "certmon-monthly-export/2": (
+        "adds report.pdf (the month's report for people, in the report language) and the report settings it is "
+        "drawn with; export.xlsx gains title rows, words for statuses and states, and date cells"
     ),
 }
 
@@ -98,18 +108,18 @@ FIGURE_COLUMNS = (
 INCIDENT_COLUMNS = (
     Column("id", "Incident", "เลขที่เหตุการณ์", "int", 10),
     Column("agency", "Agency", "หน่วยงาน", width=10),
-    Column("severity", "Severity", "ระดับความรุนแรง", width=10),
+    Column("severity", "Severity", "ระดับความรุนแรง", "severity", 10),
     Column("category", "Category (RSIT)", "ประเภท", width=32),
-    Column("detected_at", "Detected", "เวลาตรวจพบ", width=26),
-    Column("analysed_at", "Analysed", "เวลาวิเคราะห์แล้วเสร็จ", width=26),
-    Column("notified_at", "Notified", "เวลาแจ้งเตือน", width=26),
-    Column("acknowledged_at", "Acknowledged", "เวลารับทราบ", width=26),
-    Column("contained_at", "Contained", "เวลาระงับเหตุ", width=26),
-    Column("resolved_at", "Resolved", "เวลาแก้ไขแล้วเสร็จ", width=26),
-    Column("clock_start", "Clock start", "เริ่มนับเวลา", width=26),
-    Column("due_at", "Due", "ครบกำหนด", width=26),
-    Column("stopped_at", "Clock stop", "หยุดนับเวลา", width=26),
-    Column("state", "SLA state", "สถานะ SLA", width=10),
+    Column("detected_at", "Detected", "เวลาตรวจพบ", "time", 20),
+    Column("analysed_at", "Analysed", "เวลาวิเคราะห์แล้วเสร็จ", "time", 20),
+    Column("notified_at", "Notified", "เวลาแจ้งเตือน", "time", 20),
+    Column("acknowledged_at", "Acknowledged", "เวลารับทราบ", "time", 20),
+    Column("contained_at", "Contained", "เวลาระงับเหตุ", "time", 20),
+    Column("resolved_at", "Resolved", "เวลาแก้ไขแล้วเสร็จ", "time", 20),
+    Column("clock_start", "Clock start", "เริ่มนับเวลา", "time", 20),
+    Column("due_at", "Due", "ครบกำหนด", "time", 20),
+    Column("stopped_at", "Clock stop", "หยุดนับเวลา", "time", 20),
+    Column("state", "SLA state", "สถานะ SLA", "state", 14),
     Column("delay_seconds", "Delay (s)", "ระยะเวลา (วินาที)", "seconds"),
     Column("exclusion_reason", "Exclusion reason", "เหตุผลที่ไม่นับรวม", width=30),
 )
@@ -124,7 +134,7 @@ SATISFACTION_COLUMNS = (
     Column("mean_score", "Mean score (1-5)", "คะแนนเฉลี่ย (1-5)", "number"),
     Column("satisfaction_percent", "Satisfaction %", "ร้อยละความพึงพอใจ", "number"),
     Column("top2_share", "Top-2 share", "สัดส่วนระดับมาก-มากที่สุด", "ratio"),
-    Column("band", "Band", "ระดับ", width=10),
+    Column("band", "Band", "ระดับ", "band", 12),
     Column("target", "Target %", "เป้าหมาย (ร้อยละ)", "number"),
     Column("status", "Status", "สถานะ", "status", 10),
 )
@@ -135,7 +145,7 @@ OBJECTIVE_COLUMNS = (
     Column("label_th", "Thai name", "ชื่อตัวชี้วัด", width=40),
     Column("label_en", "Name", "ชื่อ (อังกฤษ)", width=40),
     Column("kpi", "KPI", "ตัวชี้วัดหลัก", width=8),
-    Column("severity", "Severity", "ระดับความรุนแรง", width=10),
+    Column("severity", "Severity", "ระดับความรุนแรง", "severity", 10),
     Column("start", "Clock starts at", "เริ่มนับเมื่อ", width=14),
     Column("stop", "Clock stops at", "หยุดนับเมื่อ", width=20),
     Column("calendar", "Calendar", "ปฏิทิน", width=12),
@@ -156,14 +166,14 @@ INCIDENT_OBJECTIVE_COLUMNS = (
     Column("id", "Incident", "เลขที่เหตุการณ์", "int", 10),
     Column("objective", "Objective", "ตัวชี้วัด", width=14),
     Column("agency", "Agency", "หน่วยงาน", width=10),
-    Column("severity", "Severity", "ระดับความรุนแรง", width=10),
-    Column("state", "SLA state", "สถานะ SLA", width=10),
-    Column("clock_start", "Clock start", "เริ่มนับเวลา", width=26),
-    Column("due_at", "Due", "ครบกำหนด", width=26),
-    Column("stopped_at", "Clock stop", "หยุดนับเวลา", width=26),
+    Column("severity", "Severity", "ระดับความรุนแรง", "severity", 10),
+    Column("state", "SLA state", "สถานะ SLA", "state", 14),
+    Column("clock_start", "Clock start", "เริ่มนับเวลา", "time", 20),
+    Column("due_at", "Due", "ครบกำหนด", "time", 20),
+    Column("stopped_at", "Clock stop", "หยุดนับเวลา", "time", 20),
     Column("delay_seconds", "Delay (s)", "ระยะเวลา (วินาที)", "seconds"),
     Column("paused_seconds", "Paused (s)", "เวลาที่หยุดนับ (วินาที)", "seconds"),
-    Column("paused_since", "Paused since", "หยุดนับตั้งแต่", width=26),
+    Column("paused_since", "Paused since", "หยุดนับตั้งแต่", "time", 20),
 )
 
 
@@ -191,11 +201,11 @@ REASON_COLUMNS = (
     Column("incident", "Incident", "เลขที่เหตุการณ์", "int", 10),
     Column("type", "Event", "เหตุการณ์", width=12),
     Column("milestone", "Milestone", "ขั้นตอน", width=12),
-    Column("at", "At", "เวลา", width=26),
+    Column("at", "At", "เวลา", "time", 20),
     Column("reason", "Reason", "เหตุผล", width=40),
     Column("note", "Note", "หมายเหตุ", width=30),
     Column("actor", "By", "ผู้บันทึก", width=16),
-    Column("recorded_at", "Recorded", "เวลาที่บันทึก", width=26),
+    Column("recorded_at", "Recorded", "เวลาที่บันทึก", "time", 20),
 )
 
 
@@ -233,16 +243,40 @@ def objective_rows(policy: Policy) -> list[dict[str, Any]]:
     return rows
 
 
+def report_settings(policy: Policy, lang: Lang) -> dict[str, Any]:
+    """What report.pdf is drawn with besides the month's figures: its language and the colour rule's thresholds."""
+    return {
+        "lang": lang,
+        "green_max_shortfall": policy.green_max_shortfall,
+        "yellow_max_shortfall": policy.yellow_max_shortfall,
+    }
+
+
+def _reason(kind: str, text: str) -> dict[str, Any]:
+    return {"incident": None, "type": kind, "milestone": None, "at": None, "reason": text, "note": None,
+            "actor": None, "recorded_at": None}  # fmt: skip
+
+
 def format_reason(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any] | None:
     """The restatement reason of a revision whose format differs from the previous revision's, else None."""
     if old.get("format") == new["format"]:
         return None
-    what = FORMAT_CHANGES.get(old.get("format", ""), "see the export documentation")
-    text = f"export format {old.get('format')} -> {new['format']}: {what}"
+    steps = list(FORMAT_CHANGES)
+    older = old.get("format", "")
+    what = "; ".join(FORMAT_CHANGES[f] for f in steps[steps.index(older) :]) if older in steps else None
+    text = f"export format {old.get('format')} -> {new['format']}: {what or 'see the export documentation'}"
     if old.get("evaluated_at") != new["evaluated_at"]:
         text += f"; evaluated at {new['evaluated_at']} (was {old.get('evaluated_at')})"
-    return {"incident": None, "type": "format", "milestone": None, "at": None, "reason": text, "note": None,
-            "actor": None, "recorded_at": None}  # fmt: skip
+    return _reason("format", text)
+
+
+def report_reason(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any] | None:
+    """The restatement reason of a revision whose report language or colour thresholds changed, else None."""
+    before, after = old.get("report"), new.get("report")
+    if before is None or after is None or before == after:
+        return None  # a revision without report settings is an older format: format_reason tells
+    changed = ", ".join(f"{k} {before.get(k)} -> {after.get(k)}" for k in after if before.get(k) != after.get(k))
+    return _reason("report", f"report settings changed: {changed}")
 
 
 def local_iso(value: datetime | None, policy: Policy) -> str | None:
@@ -283,6 +317,14 @@ def diff_rows(
     return changes
 
 
+def overall_counts(figures_csv: bytes) -> tuple[int, int]:
+    """Met and breached of the overall row of a stored figures.csv."""
+    for row in csv.DictReader(io.StringIO(figures_csv.decode("utf-8-sig"))):
+        if row["scope"] == "overall":
+            return int(row["met"]), int(row["breached"])
+    raise ValueError("figures.csv has no overall row")
+
+
 def reason_text(event: dict[str, Any]) -> str:
     what = event["type"] + (f" {event['milestone']}" if event["milestone"] else "")
     why = f": {event['reason']}" if event["reason"] else ""
@@ -314,13 +356,46 @@ def tables(content: dict[str, Any]) -> list[Table]:
     return found
 
 
+def _lang(content: dict[str, Any]) -> Lang:
+    return "en" if content.get("report", {}).get("lang") == "en" else "th"
+
+
+def workbook_note(content: dict[str, Any], lang: Lang) -> str:
+    """The line under each sheet's title: evaluation instant, time zone, units and the codes' files."""
+    at = local_time(datetime.fromisoformat(content["evaluated_at"]), lang)
+    zone = content["period"]["timezone"]
+    if lang == "th":
+        return (
+            f"ประเมินสถานะ ณ {at} · เวลาทั้งหมดเป็นเวลา {zone} · ร้อยละแสดงทศนิยม 2 ตำแหน่ง · "
+            "ค่าตามรหัสและค่าละเอียดอยู่ในไฟล์ CSV และ export.json · ที่มา: certmon"
+        )
+    return (
+        f"States evaluated at {at} · all times in {zone} · percentages to two decimals · "
+        "codes and exact values are in the CSV files and export.json · source: certmon"
+    )
+
+
 def render(content: dict[str, Any]) -> dict[str, tuple[str, bytes]]:
-    """File name -> (media type, bytes); the same content always renders to the same bytes."""
+    """File name -> (media type, bytes); the same content always renders to the same bytes.
+
+    PDF rendering takes a second or more for a month of 250 agencies: callers on an event loop run this in an
+    executor.
+    """
     found = tables(content)
     files = {f"{t.name}.csv": (CSV_MEDIA, to_csv(t)) for t in found}
     files["export.json"] = (JSON_MEDIA, to_json(content))
     created = datetime.fromisoformat(content["evaluated_at"]).astimezone(UTC)
-    files["export.xlsx"] = (XLSX_MEDIA, to_xlsx(found, created, f"certmon SLA export {content['month']}"))
+    lang = _lang(content)
+    year, month = int(content["month"][:4]), int(content["month"][5:7])
+    heading = ("certmon: รายงาน SLA ประจำเดือน" if lang == "th" else "certmon: SLA export, ") + month_name(
+        year, month, lang
+    )
+    files["export.xlsx"] = (
+        XLSX_MEDIA,
+        to_xlsx(found, created, heading, lang=lang, note=workbook_note(content, lang)),
+    )
+    if "report" in content:  # revisions of formats 1 and 2, which a restatement reads back, had no report.pdf
+        files[monthly.NAME] = (pdf.MEDIA, monthly.render(content))
     return dict(sorted(files.items()))
 
 

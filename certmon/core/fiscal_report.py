@@ -10,7 +10,7 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from certmon.core.periods import (
@@ -22,21 +22,14 @@ from certmon.core.periods import (
     from_earliest,
 )
 from certmon.core.policy import Policy
+from certmon.core.reports import fiscal as fiscal_pdf
+from certmon.core.reports import pdf
 from certmon.core.tables import Column, Table, to_csv, to_json, to_xlsx
+from certmon.core.words import LANGS as LANGS  # the report's languages, as callers import them from here
+from certmon.core.words import MONTHS_EN, MONTHS_TH, local_time, word
+from certmon.core.words import Lang as Lang
 
-Lang = Literal["th", "en"]
-
-
-FORMATS = ("table", "csv", "json", "xlsx")
-
-
-LANGS: tuple[Lang, ...] = ("th", "en")
-
-
-MONTHS_TH = ("ม.ค.", "ก.พ.", "มี.ค.", "เม.ย.", "พ.ค.", "มิ.ย.", "ก.ค.", "ส.ค.", "ก.ย.", "ต.ค.", "พ.ย.", "ธ.ค.")
-
-
-MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+FORMATS = ("table", "csv", "json", "xlsx", "pdf")
 
 
 SLA_KPI = {
@@ -54,12 +47,6 @@ SATISFACTION_KPIS = {
         "th": "ร้อยละความพึงพอใจในการให้บริการโครงสร้างพื้นฐานสำคัญฯ",
         "en": "Satisfaction with critical information infrastructure (CII) services",
     },
-}
-
-
-STATUS = {
-    "th": {"green": "เขียว", "yellow": "เหลือง", "red": "แดง", None: "-"},
-    "en": {"green": "green", "yellow": "yellow", "red": "red", None: "-"},
 }
 
 
@@ -137,6 +124,51 @@ def table(report: dict[str, Any], lang: Lang) -> Table:
     return Table("fiscal-report", title, columns, rows)
 
 
+SECTOR_COLUMNS = (
+    Column("sector", "Sector", "ภาคส่วน", width=34),
+    Column("met", "Met", "ทันเวลา", "int"),
+    Column("breached", "Breached", "เกินเวลา", "int"),
+    Column("pending", "Pending", "รอดำเนินการ", "int"),
+    Column("excluded", "Excluded", "ไม่นับรวม", "int"),
+    Column("result", "Result (%)", "ผล (ร้อยละ)", "number", 12),
+    Column("status", "Status", "สถานะ", "status", 10),
+)
+
+
+AGENCY_COLUMNS = (
+    Column("code", "Agency", "รหัสหน่วยงาน", width=10),
+    Column("name", "Name", "ชื่อ", width=40),
+    Column("name_th", "Thai name", "ชื่อภาษาไทย", width=40),
+    Column("sector", "Sector", "ภาคส่วน", width=34),
+    Column("met", "Met", "ทันเวลา", "int"),
+    Column("breached", "Breached", "เกินเวลา", "int"),
+    Column("excluded", "Excluded", "ไม่นับรวม", "int"),
+    Column("result", "Result (%)", "ผล (ร้อยละ)", "number", 12),
+    Column("status", "Status", "สถานะ", "status", 10),
+)
+
+
+def workbook_tables(report: dict[str, Any], lang: Lang) -> list[Table]:
+    """The XLSX's sheets: the KPI table, then the sectors and the worst agencies, sectors named in ``lang``."""
+    sectors = [{**row, "sector": word("sector", row["sector"], lang)} for row in report["sectors"]]
+    agencies = [{**row, "sector": word("sector", row["sector"], lang)} for row in report["agencies"]]
+    return [
+        table(report, lang),
+        Table("sectors", "Sectors", SECTOR_COLUMNS, sectors),
+        Table("agencies", "Worst agencies", AGENCY_COLUMNS, agencies),
+    ]
+
+
+def workbook_note(report: dict[str, Any], lang: Lang) -> str:
+    """The line under the title: unit, data window, evaluation instant and source."""
+    window = report["window"][f"label_{lang}"]
+    at = report["evaluated_at"]
+    when = local_time(datetime.fromisoformat(at), lang) if at else "-"
+    if lang == "th":
+        return f"หน่วย: ร้อยละ · {window} · ประเมินสถานะ ณ {when} (เวลากรุงเทพฯ) · ที่มา: certmon"
+    return f"Unit: percent · data window {window} · states evaluated at {when} (Bangkok time) · source: certmon"
+
+
 def text_table(report: dict[str, Any], lang: Lang) -> str:
     t = table(report, lang)
     header = [c.th if lang == "th" else c.en for c in t.columns]
@@ -157,7 +189,7 @@ def _width(text: str) -> int:
 
 def _text(value: Any, key: str, lang: Lang) -> str:
     if key == "status":
-        return STATUS[lang][value]
+        return word("status", value, lang)
     if value is None:
         return "-"
     if isinstance(value, float):
@@ -171,9 +203,13 @@ def render(report: dict[str, Any], fmt: str, lang: Lang) -> bytes:
     if fmt == "csv":
         return to_csv(table(report, lang))
     if fmt == "xlsx":
-        t = table(report, lang)
         created = datetime.fromisoformat(report["window"]["end"]).astimezone(UTC)
-        return to_xlsx([t], created, f"certmon KPI report {t.sheet}")
+        heading = fiscal_pdf.title(report, lang)
+        if report["quarter"]:
+            heading += f" ไตรมาสที่ {report['quarter']}" if lang == "th" else f", quarter {report['quarter']}"
+        return to_xlsx(workbook_tables(report, lang), created, heading, lang=lang, note=workbook_note(report, lang))
+    if fmt == "pdf":
+        return fiscal_pdf.render(report, lang)
     return text_table(report, lang).encode()
 
 
@@ -182,6 +218,7 @@ MEDIA = {
     "csv": "text/csv; charset=utf-8",
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     "table": "text/plain; charset=utf-8",
+    "pdf": pdf.MEDIA,
 }
 
 

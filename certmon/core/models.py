@@ -391,6 +391,8 @@ class FiguresOut(BaseModel):
 
 class GroupOut(FiguresOut):
     key: str
+    name: str | None = Field(default=None, description="with group_by=agency: the agency's name")
+    name_th: str | None = Field(default=None, description="with group_by=agency: the agency's Thai name")
 
 
 class PeriodOut(BaseModel):

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import unquote, urlsplit
 
+from certmon.core.words import LANGS, Lang
+
 T = TypeVar("T")
 
 
@@ -87,6 +89,7 @@ class Settings:
     scheduler_enabled: bool = True
     export_dir: Path | None = None
     export_hour: int = 1  # Bangkok hour on the 1st of the month when last month's export runs
+    report_lang: Lang = "th"  # report.pdf and workbook words of monthly exports: th (the oversight's) or en
     signing_key_path: Path | None = None
     ingest_mapping: Path | None = None  # TOML: alert severities, categories, labels, grouping window
     smtp_url: str | None = field(default=None, repr=False)  # may carry a password
@@ -94,6 +97,10 @@ class Settings:
     smtp_ca_file: Path | None = None  # PEM bundle trusted for the SMTP server's certificate instead of the system's
     notify_timeout_seconds: float = 10.0  # each step of a send: connecting, every SMTP command, a webhook's answer
     public_url: str | None = None  # where agencies reach certmon's pages (acknowledgement links)
+    session_idle_minutes: float = 30.0  # a console session left unused this long ends
+    session_max_hours: float = 12.0  # every console session ends this long after sign-in, however busy
+    trust_proxy: bool = False  # believe X-Forwarded-Proto: only behind a proxy that sets it itself
+    console_refresh_seconds: float = 10.0  # how often the queue page asks for changes; at most 15
 
     @property
     def effective_signing_key_path(self) -> Path:
@@ -166,6 +173,9 @@ class Settings:
                 raise ValueError("must be a postgresql:// URL")
             return raw
 
+        def language(raw: str) -> Lang:
+            return "en" if choice(*LANGS)(raw) == "en" else "th"
+
         def hour(raw: str) -> int:
             value = int(raw)
             if not 0 <= value <= 23:
@@ -196,6 +206,13 @@ class Settings:
                 raise ValueError("must not carry a query or fragment")
             return raw.rstrip("/")
 
+        def refresh(raw: str) -> float:
+            # The queue must show a change within 30 s: a poll every 15 s at most leaves room for a slow answer.
+            value = float(raw)
+            if not 0 < value <= 15:
+                raise ValueError("must be more than 0 and at most 15 seconds")
+            return value
+
         pool_max = get("DB_POOL_MAX", positive(int), 10)
         smtp = env.get("CERTMON_SMTP_URL") or None
         if smtp is not None:
@@ -222,6 +239,7 @@ class Settings:
             scheduler_enabled=get("SCHEDULER", boolean, True),
             export_dir=get("EXPORT_DIR", Path, None),
             export_hour=get("EXPORT_HOUR", hour, 1),
+            report_lang=get("REPORT_LANG", language, "th"),
             signing_key_path=get("SIGNING_KEY", Path, None),
             ingest_mapping=get("INGEST_MAPPING", existing_file, None),
             smtp_url=smtp,
@@ -229,4 +247,8 @@ class Settings:
             smtp_ca_file=get("SMTP_CA_FILE", existing_file, None),
             notify_timeout_seconds=get("NOTIFY_TIMEOUT_SECONDS", positive(float), 10.0),
             public_url=get("PUBLIC_URL", web_url, None),
+            session_idle_minutes=get("SESSION_IDLE_MINUTES", positive(float), 30.0),
+            session_max_hours=get("SESSION_MAX_HOURS", positive(float), 12.0),
+            trust_proxy=get("TRUST_PROXY", boolean, False),
+            console_refresh_seconds=get("CONSOLE_REFRESH_SECONDS", refresh, 10.0),
         )

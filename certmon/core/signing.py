@@ -6,6 +6,7 @@ import base64
 import hashlib
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,17 @@ def load_public_pem(pem: str | bytes) -> Ed25519PublicKey:
 def manifest_bytes(manifest: dict[str, Any]) -> bytes:
     """The canonical bytes that are signed: sorted keys, two-space indent, UTF-8, final newline."""
     return (json.dumps(manifest, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode()
+
+
+def revisions_fingerprint(revisions: Iterable[tuple[str, int, str]]) -> str:
+    """One digest for a set of signed revisions (month, revision, SHA-256 of its manifest.json): a report built
+    from them names them by it.
+
+    It is the SHA-256 of one line per revision, ``<month> r<revision> <manifest SHA-256>`` and a newline, in month
+    order, so ``sha256sum`` recomputes it from the revisions' directories (docs/reports.md shows how).
+    """
+    lines = "".join(f"{month} r{revision} {digest}\n" for month, revision, digest in sorted(revisions))
+    return hashlib.sha256(lines.encode()).hexdigest()
 
 
 def sign(key: Ed25519PrivateKey, data: bytes) -> bytes:

@@ -32,7 +32,9 @@ async def run(runtime: Runtime, now: datetime) -> tuple[list[ExportResult], date
     key = await asyncio.to_thread(signing.load_or_create_key, settings.effective_signing_key_path)
     try:
         async with db.connection(runtime.pool, settings.db_timeout_seconds) as conn:
-            results, retry_at = await run_due(conn, runtime.queries, runtime.policy, key, now, "scheduler")
+            results, retry_at = await run_due(
+                conn, runtime.queries, runtime.policy, key, now, "scheduler", lang=settings.report_lang
+            )
             written = await _write_new(conn, runtime.queries, settings, results)
     except DatabaseUnavailable as exc:
         log.warning("monthly export skipped", error=exc.detail)

@@ -83,10 +83,14 @@ async def report(
         query, tail = q["sla_figures_objective"], (*tail, name)
     overall = await conn.fetchrow(query, *args, "", *tail)
     groups = await conn.fetch(query, *args, group_by, *tail) if group_by else []
+    names: dict[str, dict[str, str]] = {}
+    if group_by == "agency":
+        rows = await conn.fetch(q["agency_names"], [g["key"] for g in groups])
+        names = {r["code"]: {"name": r["name"], "name_th": r["name_th"]} for r in rows}
     return {
         "objective": name,
         "period": {"label": period.label, "start": period.start.isoformat(), "end": period.end.isoformat()},
         "target": policy.compliance_target,
         **figures_json(overall or EMPTY, policy),
-        "groups": [{"key": g["key"], **figures_json(g, policy)} for g in groups],
+        "groups": [{"key": g["key"], **names.get(g["key"], {}), **figures_json(g, policy)} for g in groups],
     }

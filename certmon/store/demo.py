@@ -23,18 +23,86 @@ from certmon.store.db import Queries
 log = structlog.get_logger("certmon.demo")
 SEED = 2564  # the same demo every time
 
-PROVINCES = (
-    "Bangkok", "Chiang Mai", "Chiang Rai", "Lampang", "Lamphun", "Phayao", "Phrae", "Nan", "Mae Hong Son", "Uttaradit",
-    "Sukhothai", "Tak", "Phitsanulok", "Phichit", "Phetchabun", "Kamphaeng Phet", "Nakhon Sawan", "Uthai Thani",
-    "Chai Nat", "Sing Buri", "Ang Thong", "Lop Buri", "Saraburi", "Ayutthaya", "Pathum Thani", "Nonthaburi",
-    "Nakhon Pathom", "Samut Sakhon", "Samut Prakan", "Samut Songkhram", "Ratchaburi", "Kanchanaburi",
-    "Suphan Buri", "Phetchaburi", "Prachuap Khiri Khan", "Chachoengsao", "Chon Buri", "Rayong", "Chanthaburi",
-    "Trat", "Prachin Buri", "Sa Kaeo", "Nakhon Nayok", "Nakhon Ratchasima", "Buri Ram", "Surin", "Si Sa Ket",
-    "Ubon Ratchathani", "Yasothon", "Amnat Charoen", "Chaiyaphum", "Khon Kaen", "Udon Thani", "Loei",
-    "Nong Khai", "Bueng Kan", "Nong Bua Lam Phu", "Sakon Nakhon", "Nakhon Phanom", "Mukdahan", "Kalasin",
-    "Maha Sarakham", "Roi Et", "Chumphon", "Ranong", "Surat Thani", "Phangnga", "Phuket", "Krabi",
-    "Nakhon Si Thammarat", "Trang", "Phatthalung", "Satun", "Songkhla", "Pattani", "Yala", "Narathiwat",
-)  # fmt: skip
+# The 77 provinces, Bangkok first: (English, Thai). Bangkok is not a changwat: its Thai names drop จังหวัด.
+PROVINCES: tuple[tuple[str, str], ...] = (
+    ("Bangkok", "กรุงเทพมหานคร"),
+    ("Chiang Mai", "เชียงใหม่"),
+    ("Chiang Rai", "เชียงราย"),
+    ("Lampang", "ลำปาง"),
+    ("Lamphun", "ลำพูน"),
+    ("Phayao", "พะเยา"),
+    ("Phrae", "แพร่"),
+    ("Nan", "น่าน"),
+    ("Mae Hong Son", "แม่ฮ่องสอน"),
+    ("Uttaradit", "อุตรดิตถ์"),
+    ("Sukhothai", "สุโขทัย"),
+    ("Tak", "ตาก"),
+    ("Phitsanulok", "พิษณุโลก"),
+    ("Phichit", "พิจิตร"),
+    ("Phetchabun", "เพชรบูรณ์"),
+    ("Kamphaeng Phet", "กำแพงเพชร"),
+    ("Nakhon Sawan", "นครสวรรค์"),
+    ("Uthai Thani", "อุทัยธานี"),
+    ("Chai Nat", "ชัยนาท"),
+    ("Sing Buri", "สิงห์บุรี"),
+    ("Ang Thong", "อ่างทอง"),
+    ("Lop Buri", "ลพบุรี"),
+    ("Saraburi", "สระบุรี"),
+    ("Ayutthaya", "พระนครศรีอยุธยา"),
+    ("Pathum Thani", "ปทุมธานี"),
+    ("Nonthaburi", "นนทบุรี"),
+    ("Nakhon Pathom", "นครปฐม"),
+    ("Samut Sakhon", "สมุทรสาคร"),
+    ("Samut Prakan", "สมุทรปราการ"),
+    ("Samut Songkhram", "สมุทรสงคราม"),
+    ("Ratchaburi", "ราชบุรี"),
+    ("Kanchanaburi", "กาญจนบุรี"),
+    ("Suphan Buri", "สุพรรณบุรี"),
+    ("Phetchaburi", "เพชรบุรี"),
+    ("Prachuap Khiri Khan", "ประจวบคีรีขันธ์"),
+    ("Chachoengsao", "ฉะเชิงเทรา"),
+    ("Chon Buri", "ชลบุรี"),
+    ("Rayong", "ระยอง"),
+    ("Chanthaburi", "จันทบุรี"),
+    ("Trat", "ตราด"),
+    ("Prachin Buri", "ปราจีนบุรี"),
+    ("Sa Kaeo", "สระแก้ว"),
+    ("Nakhon Nayok", "นครนายก"),
+    ("Nakhon Ratchasima", "นครราชสีมา"),
+    ("Buri Ram", "บุรีรัมย์"),
+    ("Surin", "สุรินทร์"),
+    ("Si Sa Ket", "ศรีสะเกษ"),
+    ("Ubon Ratchathani", "อุบลราชธานี"),
+    ("Yasothon", "ยโสธร"),
+    ("Amnat Charoen", "อำนาจเจริญ"),
+    ("Chaiyaphum", "ชัยภูมิ"),
+    ("Khon Kaen", "ขอนแก่น"),
+    ("Udon Thani", "อุดรธานี"),
+    ("Loei", "เลย"),
+    ("Nong Khai", "หนองคาย"),
+    ("Bueng Kan", "บึงกาฬ"),
+    ("Nong Bua Lam Phu", "หนองบัวลำภู"),
+    ("Sakon Nakhon", "สกลนคร"),
+    ("Nakhon Phanom", "นครพนม"),
+    ("Mukdahan", "มุกดาหาร"),
+    ("Kalasin", "กาฬสินธุ์"),
+    ("Maha Sarakham", "มหาสารคาม"),
+    ("Roi Et", "ร้อยเอ็ด"),
+    ("Chumphon", "ชุมพร"),
+    ("Ranong", "ระนอง"),
+    ("Surat Thani", "สุราษฎร์ธานี"),
+    ("Phangnga", "พังงา"),
+    ("Phuket", "ภูเก็ต"),
+    ("Krabi", "กระบี่"),
+    ("Nakhon Si Thammarat", "นครศรีธรรมราช"),
+    ("Trang", "ตรัง"),
+    ("Phatthalung", "พัทลุง"),
+    ("Satun", "สตูล"),
+    ("Songkhla", "สงขลา"),
+    ("Pattani", "ปัตตานี"),
+    ("Yala", "ยะลา"),
+    ("Narathiwat", "นราธิวาส"),
+)
 
 # A few national bodies per CII sector: (code, English name, Thai name, sector).
 NATIONAL: tuple[tuple[str, str, str, Sector], ...] = (
@@ -85,31 +153,33 @@ def agencies(count: int = 250) -> list[AgencyIn]:
         for i, (code, name, name_th, sector) in enumerate(NATIONAL, start=1)
     ]
     rng = random.Random(SEED)
-    for i, province in enumerate(PROVINCES, start=1):
+    for i, (province, province_th) in enumerate(PROVINCES, start=1):
         found.append(
             AgencyIn(
                 code=f"PAO{i:02d}",
                 name=f"Provincial Administration Office, {province}",
-                name_th=f"ศาลากลางจังหวัด{province}",
+                name_th="ศาลาว่าการกรุงเทพมหานคร" if i == 1 else f"ศาลากลางจังหวัด{province_th}",
                 sector="government",
                 networks=[f"172.16.{i}.0/24"],
             )
         )
+    # Thai names put the office before the place, as "สำนักงานที่ดินจังหวัดเชียงใหม่".
     kinds: tuple[tuple[str, str, str, Sector, bool], ...] = (
-        ("HOSP", "Provincial Hospital", "โรงพยาบาล", "public-health", True),
-        ("EDU", "Provincial Education Office", "สำนักงานศึกษาธิการจังหวัด", "government", False),
-        ("LND", "Provincial Land Office", "สำนักงานที่ดินจังหวัด", "public-services", False),
+        ("HOSP", "Provincial Hospital", "โรงพยาบาลประจำ", "public-health", True),
+        ("EDU", "Provincial Education Office", "สำนักงานศึกษาธิการ", "government", False),
+        ("LND", "Provincial Land Office", "สำนักงานที่ดิน", "public-services", False),
     )
     n = 0
     while len(found) < count:
         prefix, name, name_th, sector, cii = kinds[n % len(kinds)]
-        province = PROVINCES[(n // len(kinds)) % len(PROVINCES)]
+        province, province_th = PROVINCES[(n // len(kinds)) % len(PROVINCES)]
+        place = province_th if province == "Bangkok" else f"จังหวัด{province_th}"
         n += 1
         found.append(
             AgencyIn(
                 code=f"{prefix}{n:03d}",
                 name=f"{name}, {province}",
-                name_th=f"{name_th}{province}",
+                name_th=f"{name_th}{place}",
                 sector=sector,
                 cii=cii,
                 networks=[f"192.168.{n % 256}.0/24"],

@@ -5,8 +5,10 @@ See certmon.core.export_content for what a revision holds and why its files do n
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+from concurrent.futures import Executor
 from datetime import datetime
 from typing import Any
 
@@ -36,11 +38,14 @@ from certmon.core.export_content import (
     objective_rows,
     reason_text,
     render,
+    report_reason,
+    report_settings,
 )
 from certmon.core.periods import Period
 from certmon.core.policy import Policy
 from certmon.core.sla import Clock, paused_seconds_at
 from certmon.core.tables import JSON_MEDIA
+from certmon.core.words import Lang
 from certmon.store import compliance, db, surveys
 
 log = structlog.get_logger("certmon.exports")
@@ -159,8 +164,13 @@ async def _satisfaction(conn: asyncpg.Connection, q: db.Queries, policy: Policy,
     return rows
 
 
-async def collect(conn: asyncpg.Connection, q: db.Queries, policy: Policy, period: Period) -> dict[str, Any]:
-    """The month's data: JSON types only, so that it compares equal to what the stored export.json reads back as."""
+async def collect(
+    conn: asyncpg.Connection, q: db.Queries, policy: Policy, period: Period, lang: Lang = "th"
+) -> dict[str, Any]:
+    """The month's data: JSON types only, so that it compares equal to what the stored export.json reads back as.
+
+    ``lang`` is the language of report.pdf and of the workbook's words (CERTMON_REPORT_LANG).
+    """
     at = evaluation_instant(policy, period)
     incident_rows, incident_clocks = await _incidents(conn, q, policy, period, at)
     content: dict[str, Any] = {
@@ -179,6 +189,7 @@ async def collect(conn: asyncpg.Connection, q: db.Queries, policy: Policy, perio
         "objectives": objective_rows(policy),
         "objective_figures": await _objective_figures(conn, q, policy, period, at),
         "incident_objectives": incident_clocks,
+        "report": report_settings(policy, lang),
     }
     return content
 
@@ -278,9 +289,9 @@ async def restate(
         }
         for e in events
     ]
-    reformatted = format_reason(old, new)
-    if reformatted is not None:
-        reasons.append(reformatted)
+    for settings_reason in (format_reason(old, new), report_reason(old, new)):
+        if settings_reason is not None:
+            reasons.append(settings_reason)
     if previous["policy_hash"] != policy.fingerprint():
         reasons.append(
             {"incident": None, "type": "policy", "milestone": None, "at": None,
@@ -330,9 +341,11 @@ async def _store(
     period: Period,
     now: datetime,
     actor: str,
+    lang: Lang,
+    executor: Executor | None,
 ) -> ExportResult:
     latest = await conn.fetchrow(q["export_latest"], period.label)
-    content = await collect(conn, q, policy, period)
+    content = await collect(conn, q, policy, period, lang)
     digest = content_hash(content)
     if latest is not None and latest["content_sha256"] == digest:
         return ExportResult(
@@ -343,7 +356,8 @@ async def _store(
         revision = latest["revision"] + 1
         old = await _previous_content(conn, q, latest["id"])
         content["restatement"] = await restate(conn, q, policy, latest, old, content)
-    files = render(content)
+    # report.pdf takes a second or more to render: off the event loop, in a worker process when one is given.
+    files = await asyncio.get_running_loop().run_in_executor(executor, render, content)
     signed = signing.manifest_bytes(manifest(content, revision, files, policy, key, now))
     row = await conn.fetchrow(
         q["export_insert"],
@@ -381,10 +395,14 @@ async def export_month(
     period: Period,
     now: datetime,
     actor: str,
+    *,
+    lang: Lang = "th",
+    executor: Executor | None = None,
 ) -> ExportResult:
     """Store revision 1 of a month, or revision N+1 when its data changed since revision N; else return N.
 
     Replicas serialise on an advisory lock and read one snapshot; the unique (month, revision) constraint backs it up.
+    ``lang`` is the report language; the files are rendered in ``executor`` (the loop's default one when None).
     """
     ready = evaluation_instant(policy, period)
     if now < ready:
@@ -396,7 +414,7 @@ async def export_month(
     try:
         try:
             async with conn.transaction(isolation="repeatable_read"):
-                return await _store(conn, q, policy, key, period, now, actor)
+                return await _store(conn, q, policy, key, period, now, actor, lang, executor)
         except asyncpg.UniqueViolationError:
             # Reached only when a writer ignored the lock; what it stored is the month's revision.
             latest = await conn.fetchrow(q["export_latest"], period.label)
@@ -438,7 +456,15 @@ async def stored_files(
 
 
 async def run_due(
-    conn: asyncpg.Connection, q: db.Queries, policy: Policy, key: Ed25519PrivateKey, now: datetime, actor: str
+    conn: asyncpg.Connection,
+    q: db.Queries,
+    policy: Policy,
+    key: Ed25519PrivateKey,
+    now: datetime,
+    actor: str,
+    *,
+    lang: Lang = "th",
+    executor: Executor | None = None,
 ) -> tuple[list[ExportResult], datetime | None]:
     """The scheduled run: exports and restatements due at now; also when a month not ready yet becomes ready."""
     exported = [r["month"] for r in await conn.fetch(q["export_months"])]
@@ -448,5 +474,5 @@ async def run_due(
         if now < ready:
             retry_at = ready
             continue
-        results.append(await export_month(conn, q, policy, key, period, now, actor))
+        results.append(await export_month(conn, q, policy, key, period, now, actor, lang=lang, executor=executor))
     return results, retry_at

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 import asyncpg
@@ -281,6 +281,7 @@ def to_json(
     clocks: Mapping[str, asyncpg.Record] | None = None,
 ) -> dict[str, Any]:
     """An incident as the API shows it: the KPI's clock as ``sla``, and with ``clocks`` every objective's."""
+    tz = policy.tz
     clock = Clock(row["clock_start"], row["at_risk_at"], row["due_at"], row["stopped_at"], row["delay_seconds"])
     known = row["severity"] in policy.severities
     calendar = policy.calendar_for(row["severity"]) if known else None
@@ -298,15 +299,15 @@ def to_json(
         "description": row["description"],
         "source": row["source"],
         "external_id": row["external_id"],
-        **{f"{name}_at": _iso(row[f"{name}_at"]) for name in ALL_MILESTONES},
+        **{f"{name}_at": _iso(tz, row[f"{name}_at"]) for name in ALL_MILESTONES},
         "excluded": row["excluded"],
         "exclusion_reason": row["exclusion_reason"],
         "created_by": row["created_by"],
-        "created_at": _iso(row["created_at"]),
+        "created_at": _iso(tz, row["created_at"]),
         "sla": {
-            "clock_start": _iso(clock.start),
-            "due_at": _iso(clock.due_at),
-            "stopped_at": _iso(clock.stopped_at),
+            "clock_start": _iso(tz, clock.start),
+            "due_at": _iso(tz, clock.due_at),
+            "stopped_at": _iso(tz, clock.stopped_at),
             "elapsed_seconds": None if calendar is None else elapsed_seconds(clock, now, calendar),
             "state": state_at(clock, now, row["excluded"]),
         },
@@ -318,9 +319,9 @@ def to_json(
         each_calendar = policy.calendar_for(row["severity"], objective) if known else None
         out["objectives"][objective] = {
             "state": state_at(each, now, row["excluded"]),
-            "clock_start": _iso(each.start),
-            "due_at": _iso(each.due_at),
-            "stopped_at": _iso(each.stopped_at),
+            "clock_start": _iso(tz, each.start),
+            "due_at": _iso(tz, each.due_at),
+            "stopped_at": _iso(tz, each.stopped_at),
             "delay_seconds": each.delay_seconds,
             "paused_seconds": each.paused_seconds
             if each_calendar is None
@@ -328,7 +329,7 @@ def to_json(
             "elapsed_seconds": None if each_calendar is None else elapsed_seconds(each, now, each_calendar),
         }
     if timeline is not None:
-        out["timeline"] = [*creation_entries(row, timeline), *(event_json(e) for e in timeline)]
+        out["timeline"] = [*creation_entries(row, timeline, tz), *(event_json(e, tz) for e in timeline)]
     return out
 
 
@@ -342,23 +343,23 @@ def stored_clock(row: asyncpg.Record) -> Clock:
     )  # fmt: skip
 
 
-def event_json(event: asyncpg.Record) -> dict[str, Any]:
+def event_json(event: asyncpg.Record, tz: tzinfo) -> dict[str, Any]:
     return {
         "id": event["id"],
         "type": event["type"],
         "milestone": event["milestone"],
-        "at": _iso(event["at"]),
-        "previous_at": _iso(event["previous_at"]),
+        "at": _iso(tz, event["at"]),
+        "previous_at": _iso(tz, event["previous_at"]),
         "note": event["note"],
         "reason": event["reason"],
         "actor": event["actor"],
-        "recorded_at": _iso(event["recorded_at"]),
+        "recorded_at": _iso(tz, event["recorded_at"]),
         "pause": event["pause_id"],
         "detail": None if event["detail"] is None else json.loads(event["detail"]),
     }
 
 
-def creation_entries(row: asyncpg.Record, events: list[asyncpg.Record]) -> list[dict[str, Any]]:
+def creation_entries(row: asyncpg.Record, events: list[asyncpg.Record], tz: tzinfo) -> list[dict[str, Any]]:
     """The milestones as the incident was first recorded with them, ahead of the events that came later.
 
     A milestone's value at creation is what the first later event that touched it replaced (a correction or
@@ -378,12 +379,12 @@ def creation_entries(row: asyncpg.Record, events: list[asyncpg.Record]) -> list[
                     "id": None,
                     "type": name,
                     "milestone": name,
-                    "at": _iso(original),
+                    "at": _iso(tz, original),
                     "previous_at": None,
                     "note": "recorded at creation",
                     "reason": None,
                     "actor": row["created_by"],
-                    "recorded_at": _iso(row["created_at"]),
+                    "recorded_at": _iso(tz, row["created_at"]),
                     "pause": None,
                     "detail": None,
                 }
@@ -391,20 +392,49 @@ def creation_entries(row: asyncpg.Record, events: list[asyncpg.Record]) -> list[
     return entries
 
 
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
+def _iso(tz: tzinfo, value: datetime | None) -> str | None:
+    """A time as answers give it: with the policy's offset (+07:00 in Bangkok), as the CERT reads it."""
+    return None if value is None else value.astimezone(tz).isoformat()
 
 
-def encode_cursor(last_id: int) -> str:
-    return base64.urlsafe_b64encode(f"id:{last_id}".encode()).decode().rstrip("=")
+SORTS = ("-id", "id", "due_at", "-due_at", "detected_at", "-detected_at")
+ID_SORT_KEY = datetime(1970, 1, 1, tzinfo=UTC)  # incident_page_by_time's sort time for a sort by id alone
+MAX_ID = 2**63 - 1
 
 
-def decode_cursor(cursor: str) -> int:
+def encode_cursor(last: asyncpg.Record, sort: str = "-id") -> str:
+    """Where the next page starts: the last row's id, and its sort time for a sort by time."""
+    if sort in ("-id", "id"):
+        raw = f"id:{last['id']}"
+    else:
+        value = last["sort_key"]  # asyncpg gives PostgreSQL's infinities as naive datetime.max and .min
+        written = {datetime.max: "inf", datetime.min: "-inf"}.get(value) or value.isoformat()
+        raw = f"{sort}|{written}|{last['id']}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, sort: str = "-id") -> tuple[int, datetime]:
+    """The last row's id and sort time of a cursor this service issued for this sort; Invalid naming cursor else."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        prefix, _, value = raw.partition(":")
-        if prefix != "id":
+        if sort in ("-id", "id"):
+            prefix, _, value = raw.partition(":")
+            if prefix != "id":
+                raise ValueError
+            return _cursor_id(value), ID_SORT_KEY
+        given, written, value = raw.split("|")
+        if given != sort:
             raise ValueError
-        return int(value)
+        key = {"inf": datetime.max, "-inf": datetime.min}.get(written) or datetime.fromisoformat(written)
+        if key.tzinfo is None and key not in (datetime.max, datetime.min):
+            raise ValueError
+        return _cursor_id(value), key
     except ValueError:
-        raise Invalid("cursor", "is not a cursor this service issued") from None
+        raise Invalid("cursor", f"is not a cursor this service issued for sort={sort}") from None
+
+
+def _cursor_id(value: str) -> int:
+    number = int(value)
+    if not 1 <= number <= MAX_ID:
+        raise ValueError
+    return number

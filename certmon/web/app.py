@@ -26,6 +26,8 @@ from certmon.web import appkeys
 from certmon.web.ack import setup_ack_routes
 from certmon.web.api import setup_routes
 from certmon.web.api.common import json_response
+from certmon.web.console import setup_console
+from certmon.web.console.sessions import console_pages
 from certmon.web.metrics import handle_metrics
 from certmon.web.middlewares import authenticate, problems, request_context
 from certmon.web.pages import setup_pages
@@ -122,7 +124,9 @@ def create_app(
 
     A policy or ingest mapping that cannot be used raises here (PolicyError, MappingError), before anything starts.
     """
-    app = web.Application(middlewares=[request_context, problems, authenticate], client_max_size=64 * 1024**2)
+    # Innermost, the console's: sessions, form tokens and errors as pages, for the console's own routes only.
+    middlewares = [request_context, problems, authenticate, console_pages]
+    app = web.Application(middlewares=middlewares, client_max_size=64 * 1024**2)
     app[appkeys.SETTINGS] = settings
     app[appkeys.CLOCK] = clock
     app[appkeys.POLICY] = policy or load_policy(settings.policy_path)
@@ -142,4 +146,5 @@ def create_app(
     app.router.add_get("/metrics", handle_metrics)
     setup_routes(app)
     setup_ack_routes(app)
+    setup_console(app)
     return app

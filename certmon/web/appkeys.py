@@ -13,6 +13,7 @@ from aiohttp import web
 from certmon.core.access import Principal
 from certmon.core.clock import Clock
 from certmon.core.policy import Policy
+from certmon.core.sessions import ConsoleSession
 from certmon.core.settings import Settings
 from certmon.core.sources.mapping import IngestMapping
 from certmon.store.db import Queries
@@ -26,7 +27,8 @@ QUERIES = web.AppKey("queries", Queries)
 POOL = web.AppKey("pool", asyncpg.Pool)
 TOKENS = web.AppKey("tokens", TokenCache)
 METRICS = web.AppKey("metrics", Metrics)
-PARSER: web.AppKey[Executor | None] = web.AppKey("parser")  # validates bulk bodies; None: in the event loop
+# Worker processes: they validate bulk bodies and render PDF reports; None: bulk bodies in the loop, PDFs in a thread.
+PARSER: web.AppKey[Executor | None] = web.AppKey("parser")
 # A bulk ingest holds two pooled connections; bounding them keeps the pool from being shared out in halves.
 BULK_SLOTS = web.AppKey("bulk_slots", asyncio.Semaphore)
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")  # the current instant of every handler
@@ -35,3 +37,5 @@ SCHEDULER = web.AppKey("scheduler", Any)  # apscheduler's AsyncIOScheduler is un
 
 PRINCIPAL = web.RequestKey("principal", Principal)  # who is calling
 REQUEST_ID = web.RequestKey("request_id", str)
+CONSOLE_SESSION = web.RequestKey("console_session", ConsoleSession)  # a signed-in console page's session
+LANG = web.RequestKey("lang", str)  # the language a console page is written in: "th" or "en"

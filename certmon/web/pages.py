@@ -20,6 +20,13 @@ PAGE_HEADERS = {
     "Cache-Control": "no-store",
     "X-Robots-Tag": "noindex",
 }
+# The console's pages carry no secret in their URL; they load their script and style from certmon itself and
+# nothing else, and nothing inline runs.
+CONSOLE_HEADERS = {
+    **PAGE_HEADERS,
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+}
 
 
 def setup_pages(app: web.Application, tz: tzinfo) -> jinja2.Environment:
@@ -40,7 +47,13 @@ def setup_pages(app: web.Application, tz: tzinfo) -> jinja2.Environment:
     return env
 
 
-def render(request: web.Request, template: str, context: Mapping[str, Any], status: int = 200) -> web.Response:
+def render(
+    request: web.Request,
+    template: str,
+    context: Mapping[str, Any],
+    status: int = 200,
+    headers: Mapping[str, str] = PAGE_HEADERS,
+) -> web.Response:
     response = aiohttp_jinja2.render_template(template, request, dict(context), status=status)
-    response.headers.update(PAGE_HEADERS)
+    response.headers.update(headers)
     return response

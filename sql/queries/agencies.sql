@@ -41,3 +41,6 @@ FROM agency_networks
 WHERE network >>= $1::inet
 ORDER BY masklen(network) DESC, agency_code
 LIMIT 1;
+
+-- name: agency_names
+SELECT code, name, name_th FROM agencies WHERE code = ANY($1::text[]);

@@ -87,3 +87,12 @@ ORDER BY month;
 
 -- name: export_last_success
 SELECT max(generated_at) AS generated_at, max(month) AS month FROM exports;
+
+-- name: export_latest_within
+-- The newest revision of each month inside [$1, $2), with its signed manifest and its figures.csv: what a
+-- fiscal-year report names as its sources.
+SELECT DISTINCT ON (e.month) e.month, e.revision, e.manifest, f.content AS figures
+FROM exports e
+JOIN export_files f ON f.export_id = e.id AND f.name = 'figures.csv'
+WHERE e.period_start >= $1 AND e.period_end <= $2
+ORDER BY e.month, e.revision DESC;

@@ -82,17 +82,55 @@ WHERE id = $1
 RETURNING *;
 
 -- name: incident_page
--- Newest first, keyset-paginated on id.
+-- Newest first, keyset-paginated on id. $4 is a list of states (any of them), $10 a text searched in the title
+-- and the external id.
 SELECT *
 FROM incidents
 WHERE ($1::text IS NULL OR agency_code = $1)
   AND ($2::text IS NULL OR severity = $2)
   AND ($3::text IS NULL OR ($3 = 'open') = (resolved_at IS NULL))
-  AND ($4::text IS NULL OR certmon_sla_state(excluded, clock_start, at_risk_at, due_at, stopped_at, $5) = $4)
+  AND ($4::text[] IS NULL OR certmon_sla_state(excluded, clock_start, at_risk_at, due_at, stopped_at, $5) = ANY($4))
   AND ($6::timestamptz IS NULL OR detected_at >= $6)
   AND ($7::timestamptz IS NULL OR detected_at < $7)
   AND ($8::bigint IS NULL OR id < $8)
+  -- strpos, not LIKE: what is typed is text to find, never a pattern
+  AND ($10::text IS NULL OR strpos(lower(title), lower($10)) > 0
+       OR strpos(lower(coalesce(external_id, '')), lower($10)) > 0)
 ORDER BY id DESC
+LIMIT $9;
+
+-- name: incident_page_by_time
+-- The same filters, sorted by a time ($11: 'due_at', 'detected_at', or 'id' for none; $12: true for ascending),
+-- ties by id.
+-- Incidents without that time (no clock yet) come last either way; the keyset ($13, $8) is the last row's
+-- (time, id), with NULL times written as +infinity ascending and -infinity descending so that rows compare.
+WITH filtered AS (
+    SELECT *,
+           CASE $11::text WHEN 'due_at' THEN due_at WHEN 'detected_at' THEN detected_at
+                          ELSE 'epoch'::timestamptz END AS sort_time
+    FROM incidents
+    WHERE ($1::text IS NULL OR agency_code = $1)
+      AND ($2::text IS NULL OR severity = $2)
+      AND ($3::text IS NULL OR ($3 = 'open') = (resolved_at IS NULL))
+      AND ($4::text[] IS NULL
+           OR certmon_sla_state(excluded, clock_start, at_risk_at, due_at, stopped_at, $5) = ANY($4))
+      AND ($6::timestamptz IS NULL OR detected_at >= $6)
+      AND ($7::timestamptz IS NULL OR detected_at < $7)
+      -- strpos, not LIKE: what is typed is text to find, never a pattern
+      AND ($10::text IS NULL OR strpos(lower(title), lower($10)) > 0
+           OR strpos(lower(coalesce(external_id, '')), lower($10)) > 0)
+), keyed AS (
+    SELECT *, coalesce(sort_time, CASE WHEN $12::boolean THEN 'infinity'::timestamptz
+                                       ELSE '-infinity'::timestamptz END) AS sort_key
+    FROM filtered
+)
+SELECT *
+FROM keyed
+WHERE $8::bigint IS NULL
+   OR ($12 AND (sort_key, id) > ($13::timestamptz, $8))
+   OR (NOT $12 AND (sort_key, id) < ($13::timestamptz, $8))
+ORDER BY CASE WHEN $12 THEN sort_key END ASC, CASE WHEN $12 THEN id END ASC,
+         CASE WHEN NOT $12 THEN sort_key END DESC, CASE WHEN NOT $12 THEN id END DESC
 LIMIT $9;
 
 -- name: incidents_stale_policy

@@ -6,7 +6,8 @@
 For each size, one month of incidents of 250 agencies is written straight into a scratch database (10 % notified
 late, 1 % excluded). The raw limit is ``COPY (SELECT ... the month's incidents) TO STDOUT WITH CSV``, the least any
 export of the incident list must do. certmon is timed for collecting the figures and incident list, rendering CSV
-and JSON, rendering XLSX, and the whole stored, signed revision; then for a re-run that finds the data unchanged.
+and JSON, rendering XLSX, rendering report.pdf, and the whole stored, signed revision; then for a re-run that finds
+the data unchanged.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from scratch import scratch_database, timings  # noqa: E402
 from certmon.core import export_content, signing  # noqa: E402
 from certmon.core.periods import month_period  # noqa: E402
 from certmon.core.policy import Policy  # noqa: E402
+from certmon.core.reports import monthly  # noqa: E402
 from certmon.core.tables import to_csv, to_json, to_xlsx  # noqa: E402
 from certmon.store import db, exports, migrations  # noqa: E402
 
@@ -94,7 +96,10 @@ async def measure(url: str, size: int, key_dir: Path) -> None:
         async def xlsx() -> None:
             to_xlsx(export_content.tables(content), datetime(2021, 9, 1), "bench")
 
-        now = datetime(2021, 9, 1, 9, 0, tzinfo=ZoneInfo(policy.timezone))
+        async def report_pdf() -> None:
+            monthly.render(content)
+
+        now = datetime(2021, 9, 4, 9, 0, tzinfo=ZoneInfo(policy.timezone))  # after the evaluation instant
 
         async def whole() -> None:
             await conn.execute("ALTER TABLE exports DISABLE TRIGGER exports_immutable")
@@ -110,6 +115,7 @@ async def measure(url: str, size: int, key_dir: Path) -> None:
             "collect (queries)": await best_of(3, collect),
             "render CSV + JSON": await best_of(3, csv_json),
             "render XLSX": await best_of(3, xlsx),
+            "render report.pdf": await best_of(3, report_pdf),
             "whole revision (stored, signed)": await best_of(3, whole),
             "re-run, data unchanged": await best_of(3, unchanged),
         }

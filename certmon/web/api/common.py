@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import json
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal
 from typing import Any, TypeVar, overload
 
@@ -27,7 +28,16 @@ Handler = Callable[[web.Request], Any]
 PUBLIC = "public"  # the role of an operation that needs no token
 
 
+# The zone in which answers write times: the policy's, set for each request by the operation wrapper.
+_ANSWER_TZ: contextvars.ContextVar[tzinfo] = contextvars.ContextVar("certmon_answer_tz", default=UTC)
+
+
 def _default(value: object) -> object:
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        try:
+            return value.astimezone(_ANSWER_TZ.get()).isoformat()
+        except OverflowError:  # a rejected input echoed back, such as year 1 with an offset: shown as given
+            return value.isoformat()
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, Decimal):
@@ -206,12 +216,32 @@ class Api:
             raise ValueError(f"{method} {path}: roles must be ({PUBLIC!r},) or some of {', '.join(ROLES)}: {roles!r}")
 
         def register(handler: Handler) -> Handler:
-            routed = handler if op.public else _requiring(op.roles, handler)
+            checked = _known_parameters(op, handler)
+            routed = checked if op.public else _requiring(op.roles, checked)
             self.routes.route(method, path)(routed)
             self.operations.append(op)
             return routed
 
         return register
+
+
+def _known_parameters(op: Operation, handler: Handler) -> Handler:
+    """Refuse (422) a query parameter the operation does not declare: a misspelt filter must not be ignored.
+
+    It also sets the zone the answer writes its times in.
+    """
+    known = {p.name for p in op.params if p.where == "query"}
+
+    @functools.wraps(handler)
+    async def checked(request: web.Request) -> Any:
+        _ANSWER_TZ.set(request.app[appkeys.POLICY].tz)
+        for name in request.query:
+            if name not in known:
+                allowed = ", ".join(sorted(known)) or "none"
+                raise Invalid(name, f"is not a parameter of {op.method.upper()} {op.path} (known: {allowed})")
+        return await handler(request)
+
+    return checked
 
 
 def _requiring(roles: Sequence[str], handler: Handler) -> Handler:

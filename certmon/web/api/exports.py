@@ -106,7 +106,17 @@ async def create_export(request: web.Request) -> web.Response:
     period = parse_period(body.month, policy.tz)
     key = await asyncio.to_thread(signing.load_or_create_key, app[appkeys.SETTINGS].effective_signing_key_path)
     async with connection(request) as conn:
-        result = await exports.export_month(conn, app[appkeys.QUERIES], policy, key, period, now(request), caller.name)
+        result = await exports.export_month(
+            conn,
+            app[appkeys.QUERIES],
+            policy,
+            key,
+            period,
+            now(request),
+            caller.name,
+            lang=app[appkeys.SETTINGS].report_lang,
+            executor=app[appkeys.PARSER],  # report.pdf renders in a worker process, not on the event loop
+        )
     out = {
         "month": result.month,
         "revision": result.revision,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from aiohttp import web
 
 from certmon.core.access import READ_ALL
@@ -166,18 +168,37 @@ LIST_PARAMS = (
     Param("agency", "agency code"),
     Param("severity", "a severity of the policy"),
     Param("state", "open or closed (resolved)", {"enum": ["open", "closed"]}),
-    Param("sla", "SLA state now", {"enum": list(SLA_STATES)}),
+    Param("sla", "the KPI's SLA state now; several joined by commas, e.g. at_risk,breached"),
+    Param("q", "text searched in the title and the external id (case-insensitive), up to 200 characters"),
     Param("since", "detected at or after (RFC 3339)", {"type": "string", "format": "date-time"}),
     Param("until", "detected before (RFC 3339)", {"type": "string", "format": "date-time"}),
+    Param("sort", "order: -id (newest first, the default), id, due_at, -due_at, detected_at, -detected_at",
+          {"enum": list(incidents.SORTS)}),
     Param("limit", "page size, 1-1000 (default 100)", {"type": "integer"}),
-    Param("cursor", "next_cursor of the previous page"),
-)
+    Param("cursor", "next_cursor of the previous page, with the same sort"),
+)  # fmt: skip
+MAX_SEARCH = 200
+
+
+def states(raw: str) -> list[str]:
+    """One or several SLA states joined by commas."""
+    given = [part.strip() for part in raw.split(",") if part.strip()]
+    unknown = [state for state in given if state not in SLA_STATES]
+    if unknown or not given:
+        raise ValueError(f"{', '.join(unknown) or 'nothing'} is not a state; use {', '.join(SLA_STATES)}")
+    return given
+
+
+def search(raw: str) -> str:
+    if len(raw) > MAX_SEARCH:
+        raise ValueError(f"must be at most {MAX_SEARCH} characters")
+    return raw
 
 
 @api.operation(
     "GET",
     "/api/v1/incidents",
-    summary="List incidents, newest first",
+    summary="List incidents, newest first unless sorted otherwise",
     roles=(*READ_ALL, "agency"),
     response=IncidentPage,
     params=LIST_PARAMS,
@@ -189,30 +210,29 @@ async def list_incidents(request: web.Request) -> web.Response:
     agency = caller.scope(query(request, "agency"))
     severity = query(request, "severity", choice(*policy.severities))
     state = query(request, "state", choice("open", "closed"))
-    sla_state = query(request, "sla", choice(*SLA_STATES))
+    sla_states = query(request, "sla", states)
+    text = query(request, "q", search)
     since = query(request, "since", aware_datetime)
     until = query(request, "until", aware_datetime)
+    sort = query(request, "sort", choice(*incidents.SORTS)) or "-id"
     limit = query(request, "limit", page_limit) or 100
-    cursor = request.query.get("cursor")
-    after = incidents.decode_cursor(cursor) if cursor else None
+    cursor = query(request, "cursor")
+    after, after_key = incidents.decode_cursor(cursor, sort) if cursor else (None, None)
     if since is not None and until is not None and until <= since:
         raise Invalid("until", "must be later than since")
     instant = now(request)
+    q = app[appkeys.QUERIES]
+    filters = (agency, severity, state, sla_states, instant, since, until, after, limit + 1, text)
     async with connection(request) as conn:
-        rows = await conn.fetch(
-            app[appkeys.QUERIES]["incident_page"],
-            agency,
-            severity,
-            state,
-            sla_state,
-            instant,
-            since,
-            until,
-            after,
-            limit + 1,
-        )
+        if sort == "-id":
+            rows = await conn.fetch(q["incident_page"], *filters)
+        else:
+            by_time = "id" if sort == "id" else sort.lstrip("-")
+            rows = await conn.fetch(
+                q["incident_page_by_time"], *filters, by_time, not sort.startswith("-"), after_key or datetime.min
+            )
         page = rows[:limit]
-        clocks = await incidents.clocks_for(conn, app[appkeys.QUERIES], [r["id"] for r in page])
-    next_cursor = incidents.encode_cursor(page[-1]["id"]) if len(rows) > limit else None
+        clocks = await incidents.clocks_for(conn, q, [r["id"] for r in page])
+    next_cursor = incidents.encode_cursor(page[-1], sort) if len(rows) > limit else None
     items = [incidents.to_json(r, policy, instant, clocks=clocks[r["id"]]) for r in page]
     return json_response({"items": items, "next_cursor": next_cursor})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import web
@@ -15,6 +16,7 @@ from certmon.web import appkeys
 from certmon.web.api.common import Api, Param, choice, connection, json_response, now, query
 
 api = Api()
+FORMATS = ("json", "csv", "xlsx", "pdf")
 
 
 class KpiOut(BaseModel):
@@ -34,6 +36,11 @@ class FiscalReport(BaseModel):
     window: dict[str, str]
     evaluated_at: str | None
     kpis: list[KpiOut]
+    objective: dict[str, str]
+    method: dict[str, Any]
+    sectors: list[dict[str, Any]]
+    agencies: list[dict[str, Any]]
+    sources: dict[str, Any]
     lang: str
 
 
@@ -46,8 +53,8 @@ class FiscalReport(BaseModel):
     params=(
         Param("fy", "fiscal year in Buddhist Era, e.g. 2564 (Oct 2020 - Sep 2021)", {"type": "integer"}, True),
         Param("quarter", "1-4: cumulative from 1 October to the end of this quarter", {"enum": [1, 2, 3, 4]}),
-        Param("lang", "label language of csv and xlsx; json carries both", {"enum": list(fiscal_report.LANGS)}),
-        Param("format", "json (default), csv or xlsx", {"enum": ["json", "csv", "xlsx"]}),
+        Param("lang", "language of csv, xlsx and pdf; json carries both", {"enum": list(fiscal_report.LANGS)}),
+        Param("format", "json (default), csv, xlsx or pdf (A4, the government's form)", {"enum": list(FORMATS)}),
     ),
 )
 async def fiscal(request: web.Request) -> web.Response:
@@ -58,7 +65,7 @@ async def fiscal(request: web.Request) -> web.Response:
         raise Invalid("fy", "is required, e.g. 2564")
     quarter = query(request, "quarter", choice("1", "2", "3", "4"))
     lang = query(request, "lang", choice(*fiscal_report.LANGS)) or "th"
-    fmt = query(request, "format", choice("json", "csv", "xlsx")) or "json"
+    fmt = query(request, "format", choice(*FORMATS)) or "json"
     assert isinstance(fy, int)
     async with connection(request) as conn:
         report = await fiscal_kpis.build(
@@ -66,7 +73,12 @@ async def fiscal(request: web.Request) -> web.Response:
         )
     if fmt == "json":
         return json_response({**report, "lang": lang})
-    data = fiscal_report.render(report, fmt, "en" if lang == "en" else "th")
+    language: fiscal_report.Lang = "en" if lang == "en" else "th"
+    if fmt == "pdf":  # a second of CPU: in a worker process (or a thread), never on the event loop
+        executor = app[appkeys.PARSER]
+        data = await asyncio.get_running_loop().run_in_executor(executor, fiscal_report.render, report, fmt, language)
+    else:
+        data = fiscal_report.render(report, fmt, language)
     content_type, _, charset = fiscal_report.MEDIA[fmt].partition("; charset=")
     name = f"certmon-FY{fy}" + (f"-Q{quarter}" if quarter else "") + f"-{lang}.{fmt}"
     response = web.Response(body=data, content_type=content_type, charset=charset or None)
