@@ -80,7 +80,7 @@ async def add_incident(
     }
     if notify_after_min is not None:
         fields["notified_at"] = detected + timedelta(minutes=notify_after_min)
-    row, _ = await incidents.create(conn, q, policy, IncidentIn.model_validate(fields), "test")
+    row, _, _ = await incidents.create(conn, q, policy, IncidentIn.model_validate(fields), "test")
     return int(row["id"])
 
 

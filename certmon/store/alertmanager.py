@@ -186,7 +186,7 @@ async def _one(
             return
         try:
             data = incident_for(alert, agency, mapping)
-            row, created = await incidents.create(conn, q, policy, data, actor)
+            row, created, _ = await incidents.create(conn, q, policy, data, actor)
         except Conflict:  # the same alert, delivered concurrently with other annotations
             again = await conn.fetchrow(q["incident_by_key"], SOURCE, external_id(alert))
             if again is None:

@@ -18,11 +18,14 @@ from certmon.core.sla import Clock, Pause, elapsed_seconds, paused_seconds_at, s
 from certmon.store.db import Queries
 from certmon.store.idempotent import insert_or_compare
 
+# A stored incident_clocks row, or the same values as a dict when they were just written.
+ClockRow = asyncpg.Record | Mapping[str, Any]
+
 
 async def create(
     conn: asyncpg.Connection, q: Queries, policy: Policy, data: IncidentIn, actor: str
-) -> tuple[asyncpg.Record, bool]:
-    """Store an incident and its objectives' clocks; returns it and whether it is new.
+) -> tuple[asyncpg.Record, bool, dict[str, ClockRow]]:
+    """Store an incident and its objectives' clocks; returns it, whether it is new, and its clocks by objective.
 
     The same key with another body is a conflict.
     """
@@ -31,11 +34,16 @@ async def create(
     key = {"source": data.source, "external_id": data.external_id}
     values = (*args, *columns(objective_rows, len(CLOCK_COLUMNS)))
     try:
-        return await insert_or_compare(
+        row, created = await insert_or_compare(
             conn, q["incident_insert"], values, q["incident_by_key"], key, digest, "incident"
         )
     except asyncpg.ForeignKeyViolationError:
         raise Invalid("agency", f"unknown agency {data.agency!r}") from None
+    if created:  # the clocks are the ones just written: no need to read them back
+        clocks: dict[str, ClockRow] = {r[0]: dict(zip(CLOCK_COLUMNS, r, strict=True)) for r in objective_rows}
+    else:
+        clocks = dict((await clocks_for(conn, q, [row["id"]]))[row["id"]])
+    return row, created, clocks
 
 
 async def get(conn: asyncpg.Connection, q: Queries, incident_id: int, agency: str | None = None) -> asyncpg.Record:
@@ -278,13 +286,13 @@ def to_json(
     policy: Policy,
     now: datetime,
     timeline: list[asyncpg.Record] | None = None,
-    clocks: Mapping[str, asyncpg.Record] | None = None,
+    clocks: Mapping[str, ClockRow] | None = None,
 ) -> dict[str, Any]:
     """An incident as the API shows it: the KPI's clock as ``sla``, and with ``clocks`` every objective's."""
     tz = policy.tz
+    calendars = Clocks.of(policy)
     clock = Clock(row["clock_start"], row["at_risk_at"], row["due_at"], row["stopped_at"], row["delay_seconds"])
-    known = row["severity"] in policy.severities
-    calendar = policy.calendar_for(row["severity"]) if known else None
+    calendar = calendars.calendar(row["severity"])
     stored = {} if clocks is None else clocks
     kpi = stored.get(policy.kpi_name)
     if kpi is not None:
@@ -316,7 +324,7 @@ def to_json(
     for objective in policy.objectives:
         found = stored.get(objective)
         each = _NO_CLOCK if found is None else stored_clock(found)
-        each_calendar = policy.calendar_for(row["severity"], objective) if known else None
+        each_calendar = calendars.calendar(row["severity"], objective)
         out["objectives"][objective] = {
             "state": state_at(each, now, row["excluded"]),
             "clock_start": _iso(tz, each.start),
@@ -336,7 +344,7 @@ def to_json(
 _NO_CLOCK = Clock(None, None, None, None, None)
 
 
-def stored_clock(row: asyncpg.Record) -> Clock:
+def stored_clock(row: ClockRow) -> Clock:
     return Clock(
         row["clock_start"], row["at_risk_at"], row["due_at"], row["stopped_at"], row["delay_seconds"],
         row["paused_seconds"], row["paused_since"],

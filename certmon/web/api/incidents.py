@@ -78,8 +78,7 @@ async def create_incident(request: web.Request) -> web.Response:
         source = data.source
         async with connection(request) as conn:
             q = app[appkeys.QUERIES]
-            row, created = await incidents.create(conn, q, policy, data, caller.name)
-            clocks = (await incidents.clocks_for(conn, q, [row["id"]]))[row["id"]]
+            row, created, clocks = await incidents.create(conn, q, policy, data, caller.name)
     except (Invalid, BadRequest):
         _count(request, source, invalid=1)
         raise

@@ -88,7 +88,7 @@ async def create_incident(request: web.Request) -> web.Response:
     try:
         data = incident_of(form, request)
         async with connection(request) as conn:
-            row, created = await incidents.create(conn, app[appkeys.QUERIES], app[appkeys.POLICY], data, caller.name)
+            row, created, _ = await incidents.create(conn, app[appkeys.QUERIES], app[appkeys.POLICY], data, caller.name)
     except (Invalid, Conflict) as exc:
         context = await _form_context(request, form)
         context["error"] = explained(request, exc)
