@@ -10,7 +10,7 @@ REFUSED = [
     ("/api/v1/sla?period=0001-01-01..9999-12-31", 422, "period"),  # year 0 once in UTC
     ("/api/v1/sla?period=0001-01", 422, "period"),
     ("/api/v1/sla?period=9999-12", 422, "period"),
-    ("/api/v1/sla?period=FY2513", 422, "period"),  # starts in October 1969
+    ("/api/v1/sla?period=FY2512", 422, "period"),  # ends on 1 October 1969
     ("/api/v1/sla?period=2021-08&severity=%00", 422, "severity"),
     ("/api/v1/surveys/summary?period=0001-01", 422, "period"),
     ("/api/v1/surveys/responses?cursor=99999999999999999999999", 422, "cursor"),
@@ -23,7 +23,7 @@ REFUSED = [
     ("/api/v1/exports/2021-08/99999999999999999999/incidents.csv", 422, "revision"),  # beyond integer
     ("/api/v1/exports/2021-08/%C2%B2/incidents.csv", 422, "revision"),  # a digit to str.isdigit, not to int
     ("/api/v1/agencies/MOF%00", 404, None),
-    ("/api/v1/reports/fiscal?fy=2513", 422, "fy"),  # starts in October 1969, like FY2513 of /sla
+    ("/api/v1/reports/fiscal?fy=2512", 422, "fy"),  # ends on 1 October 1969, like FY2512 of /sla
     ("/api/v1/reports/fiscal?fy=%C2%B2", 422, "fy"),
 ]
 

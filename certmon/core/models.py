@@ -9,7 +9,16 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    EmailStr,
+    Field,
+    model_validator,
+)
 
 from certmon.core.periods import EARLIEST  # older than any sensor's record, far from datetime's own limits
 from certmon.core.taxonomy import SECTORS, TLP_LABELS, rsit_categories
@@ -85,7 +94,21 @@ def _cidr(value: str) -> str:
         raise ValueError(f"{value!r} is not a network in CIDR notation ({exc})") from None
 
 
-PastTime = Annotated[AwareDatetime, AfterValidator(_not_in_future)]
+def _rfc3339_text(value: Any) -> Any:
+    """Only a date-time string reaches pydantic's parser, which would read 1234567890 or "1234567890" as Unix
+    seconds; its own check then refuses one without an offset. A datetime given in Python passes as it is.
+
+    A character test, not a regular expression: bulk ingest runs this for every time of 10,000 lines."""
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or value[10:11] not in ("T", "t", " ") or not value[:4].isdigit():
+        raise ValueError("must be an RFC 3339 date and time with an offset, e.g. 2021-08-01T09:00:00+07:00")
+    return value
+
+
+# Every time a client sends: an RFC 3339 string with an offset, never a number of seconds.
+Time = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text)]
+PastTime = Annotated[Time, AfterValidator(_not_in_future)]
 # A Literal is checked inside pydantic's core: bulk ingest validates it 10,000 times per request.
 if TYPE_CHECKING:
     Category = str
@@ -220,16 +243,16 @@ class IncidentIn(Strict):
     title: Annotated[str, Field(min_length=1, max_length=500)]
     severity: str = Field(description="one of the policy's severities, by default critical, high, medium, low")
     category: Category = Field(description="RSIT class/type", examples=["malicious-code/c2-server"])
-    detected_at: AwareDatetime = Field(description="RFC 3339 with an offset, at most 5 minutes in the future")
+    detected_at: Time = Field(description="RFC 3339 with an offset, at most 5 minutes in the future")
     source: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[a-z0-9][a-z0-9_.:-]*$")] = "api"
     external_id: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     tlp: Tlp | None = None
     description: Annotated[str, Field(max_length=20000)] | None = None
-    analysed_at: AwareDatetime | None = None
-    notified_at: AwareDatetime | None = None
-    acknowledged_at: AwareDatetime | None = None
-    contained_at: AwareDatetime | None = None
-    resolved_at: AwareDatetime | None = None
+    analysed_at: Time | None = None
+    notified_at: Time | None = None
+    acknowledged_at: Time | None = None
+    contained_at: Time | None = None
+    resolved_at: Time | None = None
 
     @model_validator(mode="after")
     def _checks(self) -> IncidentIn:

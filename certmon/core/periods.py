@@ -175,8 +175,9 @@ def _parse_date(text: str) -> date:
 def parse_period(text: str, tz: ZoneInfo) -> Period:
     """Parse "2021-08", "FY2564", "FY2564-Q4" or "2021-08-01..2021-08-16" (end date exclusive).
 
-    Periods start in 1970 at the earliest, the earliest time an incident may carry; one that Python's datetime
-    cannot even hold in UTC (year 1 in Bangkok is year 0 in UTC) is a ValueError like any other bad period.
+    Periods end after 1970 began, the earliest time an incident may carry, and start in 1969 at the earliest; one
+    that Python's datetime cannot even hold in UTC (year 1 in Bangkok is year 0 in UTC) is a ValueError like any
+    other bad period.
     """
     try:
         period = _parse_period(text, tz)
@@ -186,9 +187,15 @@ def parse_period(text: str, tz: ZoneInfo) -> Period:
 
 
 def from_earliest(period: Period, tz: tzinfo, name: str) -> Period:
-    """period, or a ValueError naming it when it starts (in tz) before 1970, the earliest an incident may be."""
-    if period.start.astimezone(tz).year < EARLIEST.year:
-        raise ValueError(f"{name} starts before 1970")
+    """period, or a ValueError naming it when it ends before 1970, the earliest an incident may be.
+
+    One that starts earlier but ends later (FY2513 starts in October 1969) still holds incidents of 1970. One that
+    starts before 1969 is a mistake, not a report: its start may be beyond what UTC can hold (year 1 in Bangkok).
+    """
+    if period.start.astimezone(tz).year < EARLIEST.year - 1:
+        raise ValueError(f"{name} starts before 1969")
+    if period.end <= EARLIEST:
+        raise ValueError(f"{name} ends before 1970")
     return period
 
 

@@ -14,10 +14,10 @@ from typing import Any, Literal
 
 import asyncpg
 import structlog
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from certmon.core.errors import CertmonError, Conflict
-from certmon.core.models import MAX_CLOCK_SKEW, EventIn, IncidentIn, to_utc
+from certmon.core.models import MAX_CLOCK_SKEW, EventIn, IncidentIn, Time, to_utc
 from certmon.core.policy import Policy
 from certmon.core.sources import alert_key, storable
 from certmon.core.sources.mapping import AlertmanagerMapping, category_or_other
@@ -42,8 +42,8 @@ class AmAlert(BaseModel):
     status: Literal["firing", "resolved"]
     labels: dict[str, str]
     annotations: dict[str, str] = Field(default_factory=dict)
-    startsAt: AwareDatetime
-    endsAt: AwareDatetime | None = None
+    startsAt: Time
+    endsAt: Time | None = None
     generatorURL: str = ""
     fingerprint: str = ""
 

@@ -17,6 +17,7 @@ import pydantic
 from certmon.core.clocks import CLOCK_COLUMNS, Clocks
 from certmon.core.errors import CertmonError
 from certmon.core.models import IncidentIn, error_message
+from certmon.core.nesting import nesting_error, too_deep
 from certmon.core.policy import Policy
 from certmon.store.db import Queries, bulk_transaction
 
@@ -108,6 +109,8 @@ def parse_lines(
         if not raw.strip():
             continue
         try:
+            if too_deep(raw):
+                raise nesting_error()
             data = IncidentIn.model_validate_json(raw)
             if data.agency not in agencies:
                 raise CertmonError(f"agency: unknown agency {data.agency!r}")

@@ -15,6 +15,7 @@ import asyncpg
 import pydantic
 
 from certmon.core.errors import CertmonError, Invalid
+from certmon.core.nesting import nesting_error, too_deep
 from certmon.core.periods import (
     Period,
 )
@@ -78,6 +79,8 @@ def parse_lines(
         if not raw.strip():
             continue
         try:
+            if too_deep(raw):
+                raise nesting_error()
             rows.append(stage_row(number, raw, policy, agencies, actor))
         except pydantic.ValidationError as exc:
             outcome.rejected.append({"line": number, "error": describe(exc)})

@@ -1,6 +1,7 @@
 """Streaming readers: NDJSON (one record a line, as Suricata's eve-log and Wazuh's alerts.json write it) or one
 JSON array, told apart by the first byte that is not blank. Chunks are pushed in; memory holds one chunk and the
-records parsed from it, whatever the size of the file."""
+records parsed from it, whatever the size of the file. Depth is measured before parsing (see core.nesting): a line
+or an array nested deeper than MAX_DEPTH is refused, since the parsers' memory grows with the square of depth."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from typing import Any
 
 import ijson
 import orjson
+
+from certmon.core.nesting import MAX_DEPTH, DepthScanner, nesting_error, too_deep
 
 MAX_LINE_BYTES = 4 * 1024 * 1024  # an EVE alert with payload and packet is a few KiB; anything huge is garbage
 CHUNK_BYTES = 1024 * 1024
@@ -30,6 +33,7 @@ class RecordReader:
         self._array: Any = None
         self._array_count = 0
         self._array_failed = False
+        self._depth = DepthScanner(MAX_DEPTH + 1)  # the array itself is one level; its records get MAX_DEPTH
 
     def feed(self, chunk: bytes) -> list[Item]:
         if not chunk:
@@ -74,6 +78,8 @@ class RecordReader:
         return out
 
     def _decode(self, raw: bytes) -> Item:
+        if too_deep(raw):
+            return self._line, RecordError(f"nested deeper than {MAX_DEPTH} levels")
         try:
             return self._line, orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
@@ -83,6 +89,10 @@ class RecordReader:
         if self._array_failed:
             return []
         try:
+            if chunk and not self._depth.feed(chunk):
+                # The whole body is refused, not one record: nothing after this point can be read as records.
+                self._array_failed = True
+                raise nesting_error(f"after item {self._array_count + len(self._items)} of the array")
             if chunk:
                 self._array.send(chunk)
             if final:

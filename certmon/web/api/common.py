@@ -19,6 +19,7 @@ from aiohttp import web
 from certmon.core.access import ROLES, Principal
 from certmon.core.errors import BadRequest, Invalid, PayloadTooLarge
 from certmon.core.models import NUL_MESSAGE, error_message, to_utc
+from certmon.core.nesting import nesting_error, too_deep
 from certmon.store import db
 from certmon.web import appkeys
 
@@ -77,6 +78,8 @@ async def read_json(request: web.Request, max_bytes: int = 1_000_000) -> Any:
     raw = await request.read()
     if len(raw) > max_bytes:  # a chunked body announces no length
         raise PayloadTooLarge(f"body larger than {max_bytes} bytes")
+    if too_deep(raw):
+        raise nesting_error()
     try:
         return json.loads(raw)
     except ValueError as exc:

@@ -11,13 +11,14 @@ import json
 import re
 from datetime import datetime
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from pydantic import BaseModel, Field
 
 from certmon.core import signing
 from certmon.core.errors import Invalid, NotFound
-from certmon.core.periods import parse_period
+from certmon.core.periods import Period, parse_period
 from certmon.store import exports
 from certmon.web import appkeys
 from certmon.web.api.common import PUBLIC, Api, Param, connection, json_response, now, principal, query, read_model
@@ -103,7 +104,7 @@ async def create_export(request: web.Request) -> web.Response:
     body = await read_model(request, ExportIn)
     app = request.app
     policy = app[appkeys.POLICY]
-    period = parse_period(body.month, policy.tz)
+    period = _export_period(body.month, policy.tz, now(request))
     key = await asyncio.to_thread(signing.load_or_create_key, app[appkeys.SETTINGS].effective_signing_key_path)
     async with connection(request) as conn:
         result = await exports.export_month(
@@ -125,6 +126,18 @@ async def create_export(request: web.Request) -> web.Response:
         "generated_at": result.generated_at,
     }
     return json_response(out, status=201 if result.created else 200)
+
+
+def _export_period(month: str, tz: ZoneInfo, at: datetime) -> Period:
+    """The month to export; one that ends before 1970 or has not begun is a 422, so that no date arithmetic is
+    ever tried on it (the end of 9999-12 is past what a datetime holds)."""
+    try:
+        period = parse_period(month, tz)
+    except ValueError as exc:
+        raise Invalid("month", str(exc)) from None
+    if period.start > at:
+        raise Invalid("month", f"{month} has not begun")
+    return period
 
 
 @api.operation(
