@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import math
 from datetime import datetime
 from typing import Any
 
@@ -17,17 +16,12 @@ from certmon.cli.common import database
 from certmon.core.clock import utc_now
 from certmon.core.policy import Policy, load_policy
 from certmon.core.settings import Settings
-from certmon.core.sla import SLA_STATES
+from certmon.core.sla import SLA_STATES, minutes_left
 from certmon.store import console
 from certmon.store.db import Queries
 
 STYLES = {"breached": "bold white on red", "at_risk": "black on yellow", "paused": "cyan", "pending": "green"}
 OPEN_STATES = ("pending", "at_risk", "paused", "breached")
-
-
-def minutes_left(due_at: datetime | None, now: datetime) -> int | None:
-    """Whole minutes until due, negative once past it; None for a paused clock, whose due time is not known."""
-    return None if due_at is None else math.floor((due_at - now).total_seconds() / 60)
 
 
 def table(queue: console.Queue, policy: Policy, now: datetime) -> Table:
@@ -38,7 +32,7 @@ def table(queue: console.Queue, policy: Policy, now: datetime) -> Table:
     for column in ("due", "min left", "state", "objective", "incident", "agency", "severity", "category", "title"):
         out.add_column(column, justify="right" if column in ("min left", "incident") else "left")
     for r in queue.rows:
-        left = minutes_left(r["due_at"], now)
+        left = None if r["due_at"] is None else minutes_left(r["due_at"], now)  # paused: no due time yet
         due = "-" if r["due_at"] is None else f"{r['due_at'].astimezone(policy.tz):%d %H:%M}"
         out.add_row(
             due,

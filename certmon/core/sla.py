@@ -3,6 +3,7 @@
 Everything here is pure: callers pass `now`, the policy's severity and calendar, and get values back.
 """
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -183,6 +184,11 @@ def elapsed_seconds(clock: Clock, now: datetime, calendar: Calendar) -> float | 
         return clock.delay_seconds
     until = clock.paused_since or now
     return max(0.0, calendar.seconds_between(clock.start, until) - clock.paused_seconds)
+
+
+def minutes_left(due_at: datetime, now: datetime) -> int:
+    """Whole minutes until due, rounded down, so that a clock one second past due shows -1, not 0."""
+    return math.floor((due_at - now).total_seconds() / 60)
 
 
 def paused_seconds_at(clock: Clock, now: datetime, calendar: Calendar) -> float:

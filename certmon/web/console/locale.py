@@ -6,7 +6,6 @@ Thai readers date by the Buddhist Era (2567 is 2024 CE): Thai pages write "15 à¸
 
 from __future__ import annotations
 
-import math
 from datetime import datetime, tzinfo
 
 from certmon.core.periods import BE_OFFSET, MIN_FISCAL_YEAR_BE
@@ -86,8 +85,3 @@ def parse_local(raw: str, tz: tzinfo) -> datetime:
 def percent(ratio: float | None) -> str:
     """A ratio as a percentage with one decimal, "96.4"; "-" when there is none."""
     return "-" if ratio is None else f"{ratio * 100:.1f}"
-
-
-def minutes_left(due_at: datetime, now: datetime) -> int:
-    """Whole minutes until due, rounded down, so that a clock one second past due shows -1, not 0."""
-    return math.floor((due_at - now).total_seconds() / 60)

@@ -8,8 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from certmon.core.policy import Policy
-from certmon.core.sla import Clock, elapsed_seconds
-from certmon.web.console.locale import minutes_left
+from certmon.core.sla import Clock, elapsed_seconds, minutes_left
 
 HOUR = 60  # minutes
 HALF_HOUR = 30  # minutes
