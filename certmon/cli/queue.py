@@ -33,7 +33,7 @@ def table(queue: console.Queue, policy: Policy, now: datetime) -> Table:
         out.add_column(column, justify="right" if column in ("min left", "incident") else "left")
     for r in queue.rows:
         left = None if r["due_at"] is None else minutes_left(r["due_at"], now)  # paused: no due time yet
-        due = "-" if r["due_at"] is None else f"{r['due_at'].astimezone(policy.tz):%d %H:%M}"
+        due = "-" if r["due_at"] is None else f"{r['due_at'].astimezone(policy.tz):%Y-%m-%d %H:%M}"
         out.add_row(
             due,
             "-" if left is None else str(left),
