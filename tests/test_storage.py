@@ -103,11 +103,12 @@ async def test_bulk_key_lookup_probes_the_unique_index_on_a_large_table(conn: as
     assert sorted(r["external_id"] for r in found) == sorted(a for a in asked if a.startswith("stored-"))
 
 
-async def test_bulk_writes_let_postgresql_reuse_plans_that_api_queries_replan(database_url: str) -> None:
-    """The pool plans each query for its parameters, but not the per-row foreign-key checks of a bulk write."""
+async def test_bulk_writes_let_postgresql_reuse_plans_that_filter_queries_replan(database_url: str) -> None:
+    """A filter query plans for its parameters, but not the per-row foreign-key checks of a later bulk write."""
     pool = await db.create_pool(database_url)
     try:
         async with pool.acquire() as conn:
+            await conn.fetch(db.Queries.load()["agency_list"], None)
             assert await conn.fetchval("SHOW plan_cache_mode") == "force_custom_plan"
             async with db.bulk_transaction(conn):
                 assert await conn.fetchval("SHOW plan_cache_mode") == "auto"

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
+import orjson
 import structlog
+
+
+def _json_line(event: Any, **_: Any) -> str:
+    # Every request writes a line: orjson renders it in a fraction of the json module's time, in UTF-8 as is.
+    return orjson.dumps(event, default=repr, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def configure(fmt: str = "auto", level: str = "info") -> None:
@@ -13,7 +20,7 @@ def configure(fmt: str = "auto", level: str = "info") -> None:
     if fmt == "console" or (fmt == "auto" and sys.stderr.isatty()):
         renderer = structlog.dev.ConsoleRenderer()
     else:
-        renderer = structlog.processors.JSONRenderer(ensure_ascii=False)
+        renderer = structlog.processors.JSONRenderer(serializer=_json_line)
     numeric = logging.getLevelNamesMapping()[level.upper()]
     structlog.configure(
         processors=[

@@ -72,9 +72,23 @@ class Metrics:
         for channel in NOTIFICATION_CHANNELS:
             for outcome in NOTIFICATION_OUTCOMES:
                 self.notifications.labels(channel=channel, outcome=outcome)
+        # Each request observes both; labels() parses its keywords and takes a lock on every call.
+        self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self.snapshot = snapshot or Snapshot()
         self.registry.register(SnapshotCollector(self.snapshot))
         self.registry.register(SnapshotHealth(self.snapshot))
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        key = (method, route, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(method=method, route=route, status=str(status)),
+                self.request_seconds.labels(method=method, route=route),
+            )
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def count_imported(self, source: str, created: int, unmatched: int, rejected: Mapping[str, int]) -> None:
         """An import's incidents, its alerts that matched no agency, and its records refused by reason."""

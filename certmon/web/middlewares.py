@@ -56,9 +56,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         resource = request.match_info.route.resource
         route = resource.canonical if resource is not None else "unmatched"
         caller = request.get(appkeys.PRINCIPAL)
-        metrics = request.app[appkeys.METRICS]
-        metrics.requests.labels(method=request.method, route=route, status=str(status)).inc()
-        metrics.request_seconds.labels(method=request.method, route=route).observe(duration)
+        request.app[appkeys.METRICS].observe_request(request.method, route, status, duration)
         if route not in ("/metrics", "/healthz", "/readyz"):
             log.info(
                 "request",
