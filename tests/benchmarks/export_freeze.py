@@ -83,7 +83,8 @@ async def seed(url: str, count: int) -> str:
         agencies = {f"A{i:03d}" for i in range(AGENCIES)}
         lines = incident_lines(count)
         for start in range(0, count, bulk.MAX_LINES):
-            outcome = await bulk.ingest(conn, lookup, q, policy, agencies, "bench", lines[start : start + bulk.MAX_LINES])
+            body = lines[start : start + bulk.MAX_LINES]
+            outcome = await bulk.ingest(conn, lookup, q, policy, agencies, "bench", body)
             assert not outcome.rejected, outcome.rejected[:3]
         await conn.execute("ANALYZE")
         return await tokens.create_token(conn, q, "bench-admin", "admin", None)
@@ -92,10 +93,10 @@ async def seed(url: str, count: int) -> str:
         await lookup.close()
 
 
-async def wait_ready(session: aiohttp.ClientSession, base: str, service: subprocess.Popen[bytes]) -> None:
+async def wait_ready(session: aiohttp.ClientSession, base: str, service: asyncio.subprocess.Process) -> None:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        if service.poll() is not None:
+        if service.returncode is not None:
             raise SystemExit(f"certmon serve exited with {service.returncode}")
         try:
             async with session.get(f"{base}/readyz") as response:
@@ -111,7 +112,7 @@ async def wait_catch_up(log_path: Path) -> None:
     """The start-up catch-up (of last month, which has no incidents here) is not what is measured: let it end."""
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
-        if b'"monthly export run"' in log_path.read_bytes():
+        if b'"monthly export run"' in await asyncio.to_thread(log_path.read_bytes):
             return
         await asyncio.sleep(0.5)
     raise SystemExit("the start-up catch-up did not finish within 300 s")
@@ -154,8 +155,8 @@ async def measure(url: str, count: int, baseline_seconds: float) -> None:
         }
         log_path = Path(data_dir) / "serve.log"
         with log_path.open("wb") as log:
-            service = subprocess.Popen(
-                [sys.executable, "-m", "certmon", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
+            service = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "certmon", "serve", env=env, stdout=log, stderr=subprocess.STDOUT
             )
         base, headers = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {token}"}
         timeout = aiohttp.ClientTimeout(total=3600)
@@ -176,7 +177,7 @@ async def measure(url: str, count: int, baseline_seconds: float) -> None:
                 export_s = time.perf_counter() - export_started
         finally:
             service.terminate()
-            service.wait(timeout=60)
+            await asyncio.wait_for(service.wait(), timeout=60)
             tail = log_path.read_text(errors="replace").strip().splitlines()[-5:]
     print(f"\n{count} incidents in {MONTH}; POST /api/v1/exports -> {status} in {export_s:.1f} s: {body}")
     print(summary("no export (raw limit)", idle))
