@@ -118,16 +118,38 @@ async def wait_catch_up(log_path: Path) -> None:
     raise SystemExit("the start-up catch-up did not finish within 300 s")
 
 
-async def poll(session: aiohttp.ClientSession, base: str, until: asyncio.Future[object] | float) -> list[float]:
-    """Latencies (ms) of back-to-back GET /healthz until the future is done or the monotonic deadline passes."""
+SLOW_MS = 100.0  # requests slower than this are listed with what the service logged while they waited
+
+
+async def poll(
+    session: aiohttp.ClientSession, base: str, until: asyncio.Future[object] | float, slow: list[tuple[float, float]]
+) -> list[float]:
+    """Latencies (ms) of back-to-back GET /healthz until the future is done or the monotonic deadline passes; the
+    slow ones also go to ``slow`` as (wall-clock start, ms)."""
     latencies = []
     while not (until.done() if isinstance(until, asyncio.Future) else time.monotonic() > until):
-        started = time.perf_counter()
+        wall, started = time.time(), time.perf_counter()
         async with session.get(f"{base}/healthz") as response:
             await response.read()
             assert response.status == 200
         latencies.append((time.perf_counter() - started) * 1000)
+        if latencies[-1] > SLOW_MS:
+            slow.append((wall, latencies[-1]))
     return latencies
+
+
+def logged_during(log: str, start: float, ms: float) -> list[str]:
+    """The events the service logged from a second before a slow request until it was answered."""
+    events = []
+    for line in log.splitlines():
+        try:
+            record = json.loads(line)
+            at = datetime.fromisoformat(record["timestamp"].replace("Z", "+00:00")).timestamp()
+        except (ValueError, KeyError, TypeError):
+            continue
+        if start - 1.0 <= at <= start + ms / 1000 + 0.1:
+            events.append(str(record.get("event")))
+    return sorted(set(events))
 
 
 def summary(name: str, latencies: list[float]) -> str:
@@ -164,7 +186,10 @@ async def measure(url: str, count: int, baseline_seconds: float) -> None:
             async with aiohttp.ClientSession(timeout=timeout) as session:
                 await wait_ready(session, base, service)
                 await wait_catch_up(log_path)
-                idle = await poll(session, base, time.monotonic() + baseline_seconds)
+                slow_idle: list[tuple[float, float]] = []
+                slow_idle_start = time.time()
+                slow_busy: list[tuple[float, float]] = []
+                idle = await poll(session, base, time.monotonic() + baseline_seconds, slow_idle)
 
                 async def export() -> tuple[int, object]:
                     async with session.post(f"{base}/api/v1/exports", json={"month": MONTH}, headers=headers) as r:
@@ -172,18 +197,23 @@ async def measure(url: str, count: int, baseline_seconds: float) -> None:
 
                 export_started = time.perf_counter()
                 running = asyncio.ensure_future(export())
-                busy = await poll(session, base, running)
+                busy = await poll(session, base, running, slow_busy)
                 status, body = await running
                 export_s = time.perf_counter() - export_started
         finally:
             service.terminate()
             await asyncio.wait_for(service.wait(), timeout=60)
-            tail = log_path.read_text(errors="replace").strip().splitlines()[-5:]
+            log_text = log_path.read_text(errors="replace")
+            tail = log_text.strip().splitlines()[-5:]
     print(f"\n{count} incidents in {MONTH}; POST /api/v1/exports -> {status} in {export_s:.1f} s: {body}")
     print(summary("no export (raw limit)", idle))
     print(summary("during the export", busy))
     worst = max(busy)
     print(f"  worst during the export: {worst:.1f} ms (target < {TARGET_WORST_MS:.0f} ms)")
+    for name, slow in (("no export", slow_idle), ("during the export", slow_busy)):
+        for start, ms in sorted(slow, key=lambda item: -item[1])[:8]:
+            around = ", ".join(logged_during(log_text, start, ms)) or "nothing logged"
+            print(f"  slow ({name}): {ms:7.1f} ms at +{start - slow_idle_start:6.1f} s; service logged: {around}")
     if status != 201:
         print("service log, last lines:\n  " + "\n  ".join(tail))
 
