@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
-import os
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -35,7 +34,6 @@ from certmon.web.pages import setup_pages
 
 log = structlog.get_logger("certmon")
 STARTUP_WAIT_SECONDS = 60.0  # how long start-up waits for a database that is not up yet
-EXPORT_NICENESS = 10  # added to the export process's nice value (of 19): it yields the CPU, never starves
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -118,13 +116,8 @@ async def exporter_context(app: web.Application) -> AsyncIterator[None]:
         app[appkeys.EXPORTER] = None
         yield
         return
-    # Niced: where the cores are short, the event loop's requests go first and the export takes what is left.
     executor = ProcessPoolExecutor(
-        max_workers=1,
-        mp_context=multiprocessing.get_context("spawn"),
-        max_tasks_per_child=1,
-        initializer=os.nice,
-        initargs=(EXPORT_NICENESS,),
+        max_workers=1, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=1
     )
     app[appkeys.EXPORTER] = executor
     try:
