@@ -9,6 +9,7 @@ from typing import Any
 
 import asyncpg
 import psutil
+import pytest
 
 from certmon.core.policy import Policy
 from certmon.core.settings import Settings
@@ -49,6 +50,7 @@ def worker_processes() -> set[int]:
     }
 
 
+@pytest.mark.timeout(600)  # a worker process is started, and renders report.pdf, on a machine that may be busy
 async def test_service_answers_while_an_export_is_in_progress_in_its_own_process(
     make_api: Any, database_url: str
 ) -> None:
@@ -74,6 +76,7 @@ async def test_service_answers_while_an_export_is_in_progress_in_its_own_process
         await holder.close()
 
 
+@pytest.mark.timeout(600)
 async def test_start_up_catch_up_runs_in_the_background_and_the_service_is_ready_meanwhile(
     aiohttp_client: Any, database_url: str, settings: Settings
 ) -> None:

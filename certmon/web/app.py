@@ -110,7 +110,7 @@ async def exporter_context(app: web.Application) -> AsyncIterator[None]:
     """The process monthly exports run in, away from the event loop; none with CERTMON_PARSE_WORKERS=0.
 
     A fresh process for each export (started when one is asked for): a big month's tables take hundreds of
-    megabytes, given back to the system when the export ends. Shutting down waits for a running export.
+    megabytes, given back to the system when the export ends.
     """
     if app[appkeys.SETTINGS].parse_workers == 0:
         app[appkeys.EXPORTER] = None
@@ -123,6 +123,11 @@ async def exporter_context(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        # A running export is ended, not waited for (a big month takes minutes): its transaction rolls back, so
+        # nothing of it is stored, and the next start's catch-up exports the month again. Before Python 3.14
+        # (terminate_workers) the executor offers no public way to end its worker.
+        for process in list(executor._processes.values()):
+            process.terminate()
         await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
 
 
