@@ -49,6 +49,8 @@ def runtime_of(app: web.Application, clock: Clock = utc_now) -> Runtime:
         queries=app[appkeys.QUERIES],
         pool=app[appkeys.POOL],
         snapshot=app[appkeys.METRICS].snapshot,
+        database_url=app[appkeys.DATABASE_URL],
+        exporter=app[appkeys.EXPORTER],
         clock=clock,
     )
 

@@ -318,6 +318,21 @@ async def test_bulk_ndjson_accounts_for_every_line(api: Api) -> None:
     assert (again["accepted"], again["duplicates"]) == (0, 2)
 
 
+async def test_bulk_validated_in_worker_processes_numbers_rejected_lines_across_chunks(make_api: Any) -> None:
+    """2,500 lines validated a thousand at a time in a worker: the bad lines keep their own numbers, in order."""
+    api: Api = await make_api(parse_workers=1)
+    good = responses([4] * 5 * 2500)
+    bad = {1, 1000, 1001, 2500}  # either side of the chunks' edges
+    lines = [{**r, "answers": {"overall": 9}} if n in bad else r for n, r in enumerate(good, start=1)]
+    body = await post_bulk(api, lines)
+    assert body["accepted"] == 2500 - len(bad)
+    assert [(r["line"], r["error"].split(":")[0]) for r in body["rejected"]] == [
+        (n, "answers.overall") for n in sorted(bad)
+    ]
+    figures = await summary(api, f"period=2021-08&service={SECURITY}")
+    assert figures["responses"] == 2500 - len(bad)
+
+
 async def test_bulk_is_for_cert_staff_only(api: Api) -> None:
     """Agency and auditor tokens may not bulk-load responses."""
     for role in ("agency", "auditor"):

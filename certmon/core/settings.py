@@ -89,6 +89,7 @@ class Settings:
     scheduler_enabled: bool = True
     export_dir: Path | None = None
     export_hour: int = 1  # Bangkok hour on the 1st of the month when last month's export runs
+    export_timeout_seconds: float = 600.0  # one statement of an export, which runs on a connection of its own
     report_lang: Lang = "th"  # report.pdf and workbook words of monthly exports: th (the oversight's) or en
     signing_key_path: Path | None = None
     ingest_mapping: Path | None = None  # TOML: alert severities, categories, labels, grouping window
@@ -239,6 +240,7 @@ class Settings:
             scheduler_enabled=get("SCHEDULER", boolean, True),
             export_dir=get("EXPORT_DIR", Path, None),
             export_hour=get("EXPORT_HOUR", hour, 1),
+            export_timeout_seconds=get("EXPORT_TIMEOUT_SECONDS", positive(float), 600.0),
             report_lang=get("REPORT_LANG", language, "th"),
             signing_key_path=get("SIGNING_KEY", Path, None),
             ingest_mapping=get("INGEST_MAPPING", existing_file, None),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime
 
-import asyncpg
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -13,11 +12,9 @@ from apscheduler.triggers.cron import CronTrigger
 from certmon.core import signing
 from certmon.core.clock import utc_now
 from certmon.core.errors import DatabaseUnavailable
-from certmon.core.export_content import ExportResult, write_directory
-from certmon.core.settings import Settings
+from certmon.core.export_content import ExportResult
 from certmon.jobs.runtime import Runtime
-from certmon.store import db
-from certmon.store.exports import run_due, stored_files
+from certmon.store import exports
 
 log = structlog.get_logger("certmon.exports")
 JOB_ID = "monthly-export"
@@ -26,16 +23,18 @@ JOB_ID = "monthly-export"
 async def run(runtime: Runtime, now: datetime) -> tuple[list[ExportResult], datetime | None] | None:
     """Export and restate what is due at now, writing new revisions to CERTMON_EXPORT_DIR.
 
-    Returns the results and when a month not ready yet becomes ready; None when the database was unavailable.
+    The work runs in the exports' worker, so the service answers meanwhile (the start-up catch-up of a year of
+    big months included). Returns the results and when a month not ready yet becomes ready; None when the
+    database was unavailable.
     """
     settings = runtime.settings
-    key = await asyncio.to_thread(signing.load_or_create_key, settings.effective_signing_key_path)
+    # Created here if missing, once, so that the worker only ever reads it.
+    await asyncio.to_thread(signing.load_or_create_key, settings.effective_signing_key_path)
+    worker = exports.worker_of(settings, runtime.policy, runtime.database_url)
     try:
-        async with db.connection(runtime.pool, settings.db_timeout_seconds) as conn:
-            results, retry_at = await run_due(
-                conn, runtime.queries, runtime.policy, key, now, "scheduler", lang=settings.report_lang
-            )
-            written = await _write_new(conn, runtime.queries, settings, results)
+        results, retry_at, written = await exports.off_loop(
+            runtime.exporter, exports.due_in_worker, worker, now, "scheduler"
+        )
     except DatabaseUnavailable as exc:
         log.warning("monthly export skipped", error=exc.detail)
         return None
@@ -66,17 +65,3 @@ def install_exports(runtime: Runtime, scheduler: AsyncIOScheduler) -> None:
         misfire_grace_time=3600,
     )
     scheduler.add_job(job, "date", id=f"{JOB_ID}-catch-up", run_date=utc_now(), misfire_grace_time=None)
-
-
-async def _write_new(
-    conn: asyncpg.Connection, q: db.Queries, settings: Settings, results: list[ExportResult]
-) -> list[str]:
-    if settings.export_dir is None:
-        return []
-    written = []
-    for result in results:
-        if result.created:
-            files = await stored_files(conn, q, result.month, result.revision)
-            path = write_directory(settings.export_dir, result.month, result.revision, files)
-            written.append(str(path))
-    return written

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -24,6 +25,8 @@ class Runtime:
     queries: Queries
     pool: asyncpg.Pool
     snapshot: Snapshot
+    database_url: str  # resolved: the exports' worker connects to it
+    exporter: Executor | None  # where the monthly exports run; None: a thread
     # The instant a job's work is done as of; jobs read it here and nowhere else, so that a test runs them at an
     # instant of its choice. When a job fires is the scheduler's business: apscheduler compares its run times with
     # the machine's clock, so a job that is to run right away is given utc_now(), whatever this clock says.

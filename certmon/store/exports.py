@@ -8,16 +8,19 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from collections.abc import Callable
 from concurrent.futures import Executor
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 import asyncpg
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from certmon.core import signing
-from certmon.core.errors import Conflict
+from certmon.core.errors import Conflict, DatabaseUnavailable
 from certmon.core.export_content import (
     FIGURE_FIELDS,
     FORMAT,
@@ -40,9 +43,11 @@ from certmon.core.export_content import (
     render,
     report_reason,
     report_settings,
+    write_directory,
 )
 from certmon.core.periods import Period
 from certmon.core.policy import Policy
+from certmon.core.settings import Settings
 from certmon.core.sla import Clock, paused_seconds_at
 from certmon.core.tables import JSON_MEDIA
 from certmon.core.words import Lang
@@ -52,6 +57,7 @@ log = structlog.get_logger("certmon.exports")
 
 LOCK_ID = 0x6365_7274_6D6F_6E03  # "certmon" + 3: one export run at a time across every replica
 LOCK_WAIT_SECONDS = 600.0  # another replica's run of a dozen months finishes well within this
+APPLICATION_NAME = "certmon-export"  # what pg_stat_activity shows for an export's connection
 
 
 # Building the month's data
@@ -342,7 +348,6 @@ async def _store(
     now: datetime,
     actor: str,
     lang: Lang,
-    executor: Executor | None,
 ) -> ExportResult:
     latest = await conn.fetchrow(q["export_latest"], period.label)
     content = await collect(conn, q, policy, period, lang)
@@ -356,8 +361,7 @@ async def _store(
         revision = latest["revision"] + 1
         old = await _previous_content(conn, q, latest["id"])
         content["restatement"] = await restate(conn, q, policy, latest, old, content)
-    # report.pdf takes a second or more to render: off the event loop, in a worker process when one is given.
-    files = await asyncio.get_running_loop().run_in_executor(executor, render, content)
+    files = render(content)  # seconds of CPU: the service runs all of this in a worker (month_in_worker)
     signed = signing.manifest_bytes(manifest(content, revision, files, policy, key, now))
     row = await conn.fetchrow(
         q["export_insert"],
@@ -397,12 +401,12 @@ async def export_month(
     actor: str,
     *,
     lang: Lang = "th",
-    executor: Executor | None = None,
 ) -> ExportResult:
     """Store revision 1 of a month, or revision N+1 when its data changed since revision N; else return N.
 
     Replicas serialise on an advisory lock and read one snapshot; the unique (month, revision) constraint backs it up.
-    ``lang`` is the report language; the files are rendered in ``executor`` (the loop's default one when None).
+    ``lang`` is the report language. This is CPU work of seconds to minutes: the service runs it in a worker
+    (``month_in_worker``), never on its event loop.
     """
     ready = evaluation_instant(policy, period)
     if now < ready:
@@ -414,7 +418,7 @@ async def export_month(
     try:
         try:
             async with conn.transaction(isolation="repeatable_read"):
-                return await _store(conn, q, policy, key, period, now, actor, lang, executor)
+                return await _store(conn, q, policy, key, period, now, actor, lang)
         except asyncpg.UniqueViolationError:
             # Reached only when a writer ignored the lock; what it stored is the month's revision.
             latest = await conn.fetchrow(q["export_latest"], period.label)
@@ -464,7 +468,6 @@ async def run_due(
     actor: str,
     *,
     lang: Lang = "th",
-    executor: Executor | None = None,
 ) -> tuple[list[ExportResult], datetime | None]:
     """The scheduled run: exports and restatements due at now; also when a month not ready yet becomes ready."""
     exported = [r["month"] for r in await conn.fetch(q["export_months"])]
@@ -474,5 +477,121 @@ async def run_due(
         if now < ready:
             retry_at = ready
             continue
-        results.append(await export_month(conn, q, policy, key, period, now, actor, lang=lang, executor=executor))
+        results.append(await export_month(conn, q, policy, key, period, now, actor, lang=lang))
     return results, retry_at
+
+
+# Off the service's event loop
+#
+# Everything an export does is CPU work but its queries: the month's rows turned into tables, restatement diffs,
+# CSV, JSON, XLSX, report.pdf, hashes and the signature. For a month of 100,000 incidents that is minutes, during
+# which an event loop running it would answer nothing. So the service hands the whole export to a worker process
+# (or, with CERTMON_PARSE_WORKERS=0, a thread) that opens a connection of its own.
+
+
+@dataclass(frozen=True, slots=True)
+class Worker:
+    """What an export needs away from the service: picklable, so that it crosses to a worker process.
+
+    The signing key travels as its path, not as key material; the caller has created it already if it was missing.
+    """
+
+    database_url: str
+    policy: Policy
+    key_path: Path
+    lang: Lang
+    connect_timeout: float
+    statement_timeout: float
+    export_dir: Path | None
+
+
+def worker_of(settings: Settings, policy: Policy, database_url: str) -> Worker:
+    return Worker(
+        database_url=database_url,
+        policy=policy,
+        key_path=settings.effective_signing_key_path,
+        lang=settings.report_lang,
+        connect_timeout=settings.db_timeout_seconds,
+        statement_timeout=settings.export_timeout_seconds,
+        export_dir=settings.export_dir,
+    )
+
+
+async def _connect(worker: Worker) -> asyncpg.Connection:
+    """A connection outside the pool, so that a long query of an export holds up no request's connection.
+
+    Requests treat a query slower than CERTMON_DB_TIMEOUT_SECONDS as an outage, so that a client is answered 503
+    and its pooled connection freed instead of waiting on a database that hangs. Nobody waits on an export's
+    queries that way, and the month's aggregates over 100,000 incidents take longer than that; its statements get
+    CERTMON_EXPORT_TIMEOUT_SECONDS instead, on the server too, so that PostgreSQL ends a runaway one itself.
+    Connecting keeps the short timeout: a database that is down is told as soon as for a request.
+    """
+    try:
+        conn: asyncpg.Connection = await asyncpg.connect(
+            worker.database_url,
+            timeout=worker.connect_timeout,
+            command_timeout=worker.statement_timeout,
+            server_settings={
+                "application_name": APPLICATION_NAME,
+                "timezone": "UTC",
+                "plan_cache_mode": "force_custom_plan",  # as the pool's: the queries are written for it
+                "statement_timeout": str(int(worker.statement_timeout * 1000)),
+            },
+        )
+    except db.CONNECT_ERRORS as exc:
+        raise DatabaseUnavailable(f"database unavailable: {type(exc).__name__}") from None
+    return conn
+
+
+async def _on_own_connection(worker: Worker, work: Callable[[asyncpg.Connection], Any]) -> Any:
+    conn = await _connect(worker)
+    try:
+        return await work(conn)
+    except db.OUTAGE_ERRORS as exc:
+        raise DatabaseUnavailable(f"database unavailable: {type(exc).__name__}") from None
+    finally:
+        await conn.close()
+
+
+def month_in_worker(worker: Worker, period: Period, now: datetime, actor: str) -> ExportResult:
+    """``export_month`` in a process or thread of its own, with an event loop and a connection of its own."""
+    key = signing.load_or_create_key(worker.key_path)
+    q = db.Queries.load()
+
+    async def work(conn: asyncpg.Connection) -> ExportResult:
+        return await export_month(conn, q, worker.policy, key, period, now, actor, lang=worker.lang)
+
+    result: ExportResult = asyncio.run(_on_own_connection(worker, work))
+    return result
+
+
+DueRun = tuple[list[ExportResult], datetime | None, list[str]]
+
+
+def due_in_worker(worker: Worker, now: datetime, actor: str) -> DueRun:
+    """``run_due`` in a worker, writing each new revision to CERTMON_EXPORT_DIR; also the directories written."""
+    key = signing.load_or_create_key(worker.key_path)
+    q = db.Queries.load()
+
+    async def work(conn: asyncpg.Connection) -> DueRun:
+        results, retry_at = await run_due(conn, q, worker.policy, key, now, actor, lang=worker.lang)
+        written = []
+        if worker.export_dir is not None:
+            for result in results:
+                if result.created:
+                    files = await stored_files(conn, q, result.month, result.revision)
+                    written.append(str(write_directory(worker.export_dir, result.month, result.revision, files)))
+        return results, retry_at, written
+
+    done: DueRun = asyncio.run(_on_own_connection(worker, work))
+    return done
+
+
+T = TypeVar("T")
+
+
+async def off_loop(executor: Executor | None, work: Callable[..., T], *args: Any) -> T:
+    """Run ``month_in_worker`` or ``due_in_worker`` in ``executor``; None runs it in a thread of this process."""
+    if executor is None:
+        return await asyncio.to_thread(work, *args)
+    return await asyncio.get_running_loop().run_in_executor(executor, work, *args)

@@ -79,6 +79,7 @@ def database_context(url: str | None) -> Callable[[web.Application], AsyncIterat
                 resolved, min_size=settings.pool_min, max_size=settings.pool_max, timeout=settings.db_timeout_seconds
             )
             app[appkeys.POOL] = pool
+            app[appkeys.DATABASE_URL] = resolved
             try:
                 yield
             finally:
@@ -103,6 +104,31 @@ async def parser_context(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
+
+
+async def exporter_context(app: web.Application) -> AsyncIterator[None]:
+    """The process monthly exports run in, away from the event loop; none with CERTMON_PARSE_WORKERS=0.
+
+    A fresh process for each export (started when one is asked for): a big month's tables take hundreds of
+    megabytes, given back to the system when the export ends.
+    """
+    if app[appkeys.SETTINGS].parse_workers == 0:
+        app[appkeys.EXPORTER] = None
+        yield
+        return
+    executor = ProcessPoolExecutor(
+        max_workers=1, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=1
+    )
+    app[appkeys.EXPORTER] = executor
+    try:
+        yield
+    finally:
+        # A running export is ended, not waited for (a big month takes minutes): its transaction rolls back, so
+        # nothing of it is stored, and the next start's catch-up exports the month again. Before Python 3.14
+        # (terminate_workers) the executor offers no public way to end its worker.
+        for process in list(executor._processes.values()):
+            process.terminate()
+        await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
 
 
 async def http_client_context(app: web.Application) -> AsyncIterator[None]:
@@ -139,6 +165,7 @@ def create_app(
     app[appkeys.BULK_SLOTS] = asyncio.Semaphore(max(1, settings.pool_max // 2))
     app.cleanup_ctx.append(database_context(database_url))
     app.cleanup_ctx.append(parser_context)
+    app.cleanup_ctx.append(exporter_context)
     app.cleanup_ctx.append(http_client_context)
     setup_pages(app, app[appkeys.POLICY].tz)
     app.router.add_get("/healthz", healthz)

@@ -25,10 +25,13 @@ POLICY = web.AppKey("policy", Policy)
 INGEST_MAPPING = web.AppKey("ingest_mapping", IngestMapping)  # loaded and checked against POLICY at start
 QUERIES = web.AppKey("queries", Queries)
 POOL = web.AppKey("pool", asyncpg.Pool)
+DATABASE_URL = web.AppKey("database_url", str)  # the resolved one (the embedded server's too): exports connect to it
 TOKENS = web.AppKey("tokens", TokenCache)
 METRICS = web.AppKey("metrics", Metrics)
 # Worker processes: they validate bulk bodies and render PDF reports; None: bulk bodies in the loop, PDFs in a thread.
 PARSER: web.AppKey[Executor | None] = web.AppKey("parser")
+# The process that runs monthly exports, a fresh one for each; None: in a thread (CERTMON_PARSE_WORKERS=0).
+EXPORTER: web.AppKey[Executor | None] = web.AppKey("exporter")
 # A bulk ingest holds two pooled connections; bounding them keeps the pool from being shared out in halves.
 BULK_SLOTS = web.AppKey("bulk_slots", asyncio.Semaphore)
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")  # the current instant of every handler

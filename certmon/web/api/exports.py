@@ -105,19 +105,14 @@ async def create_export(request: web.Request) -> web.Response:
     app = request.app
     policy = app[appkeys.POLICY]
     period = _export_period(body.month, policy.tz, now(request))
-    key = await asyncio.to_thread(signing.load_or_create_key, app[appkeys.SETTINGS].effective_signing_key_path)
-    async with connection(request) as conn:
-        result = await exports.export_month(
-            conn,
-            app[appkeys.QUERIES],
-            policy,
-            key,
-            period,
-            now(request),
-            caller.name,
-            lang=app[appkeys.SETTINGS].report_lang,
-            executor=app[appkeys.PARSER],  # report.pdf renders in a worker process, not on the event loop
-        )
+    settings = app[appkeys.SETTINGS]
+    # Created here if missing, once, so that the worker only ever reads it.
+    await asyncio.to_thread(signing.load_or_create_key, settings.effective_signing_key_path)
+    worker = exports.worker_of(settings, policy, app[appkeys.DATABASE_URL])
+    # Seconds to minutes of CPU: in the exports' worker, on a connection of its own, never on the event loop.
+    result = await exports.off_loop(
+        app[appkeys.EXPORTER], exports.month_in_worker, worker, period, now(request), caller.name
+    )
     out = {
         "month": result.month,
         "revision": result.revision,

@@ -74,11 +74,9 @@ async def fiscal(request: web.Request) -> web.Response:
     if fmt == "json":
         return json_response({**report, "lang": lang})
     language: fiscal_report.Lang = "en" if lang == "en" else "th"
-    if fmt == "pdf":  # a second of CPU: in a worker process (or a thread), never on the event loop
-        executor = app[appkeys.PARSER]
-        data = await asyncio.get_running_loop().run_in_executor(executor, fiscal_report.render, report, fmt, language)
-    else:
-        data = fiscal_report.render(report, fmt, language)
+    # A PDF is a second of CPU; every format renders in a worker process (or a thread), never on the event loop.
+    executor = app[appkeys.PARSER]
+    data = await asyncio.get_running_loop().run_in_executor(executor, fiscal_report.render, report, fmt, language)
     content_type, _, charset = fiscal_report.MEDIA[fmt].partition("; charset=")
     name = f"certmon-FY{fy}" + (f"-Q{quarter}" if quarter else "") + f"-{lang}.{fmt}"
     response = web.Response(body=data, content_type=content_type, charset=charset or None)

@@ -142,7 +142,9 @@ async def bulk_responses(request: web.Request) -> web.Response:
     outcome = bulk.BulkOutcome()
     async with connection(request) as conn:
         agencies = {r["code"] for r in await conn.fetch(q["agency_codes"])}
-        rows = surveys.parse_lines(lines, app[appkeys.POLICY], agencies, caller.name, outcome)
+    # Validation holds no pooled connection: it takes a second or two for a full body.
+    rows = await surveys.parse_bulk(lines, app[appkeys.POLICY], agencies, caller.name, outcome, app[appkeys.PARSER])
+    async with connection(request) as conn:
         await surveys.store(conn, q, rows, outcome)
     return json_response(outcome.as_json())
 
