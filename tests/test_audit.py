@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -23,6 +24,7 @@ from certmon.store.tokens import create_token
 from certmon.web import appkeys
 from tests.conftest import Api
 from tests.console import NOW, visitor
+from tests.notifying import ACCEPTED, ACK_LINK, ManualClock, create_incident, give_contacts, notify, smtp_server
 from tests.test_cli import certmon, environment
 
 DETECTED = "2021-08-02T09:00:00+07:00"
@@ -430,3 +432,35 @@ def test_the_audit_commands_list_entries_and_verify_the_chain(database_url: str)
     broken = certmon("audit", "verify", env=env)
     assert broken.returncode == 1
     assert "entry 1 (chain position 1) was altered" in broken.stderr
+
+
+async def test_a_notification_and_its_acknowledgement_link_are_recorded_without_the_links_token(
+    make_api: Any,
+) -> None:
+    """The analyst's e-mail notification records the send and the link (its hash redacted); the agency's click on the
+    link records the acknowledgement as ack-link's."""
+    clock = ManualClock(ACCEPTED)
+    async with smtp_server() as inbox:
+        api: Api = await make_api(clock=clock, smtp_url=f"smtp://127.0.0.1:{inbox.port}")
+        await give_contacts(api)
+        created = await create_incident(api)
+        status, body = await notify(api, created["id"], "email")
+        assert status == 201, body
+        found = ACK_LINK.search(inbox.bodies()[0])
+        assert found is not None
+    clock.at = ACCEPTED + timedelta(minutes=10)
+    async with api.client.post(found.group(1)) as response:
+        assert response.status == 200
+    ident = str(created["id"])
+    by_table: dict[str, list[tuple[str, str]]] = {}
+    for e in reversed(await entries(api, kind="incident", entity=ident)):
+        by_table.setdefault(e["table"], []).append((e["action"], e["actor"]))
+    assert ("insert", "token:test-analyst") in by_table["notifications"]
+    assert by_table["ack_links"] == [("insert", "token:test-analyst"), ("update", "ack-link")]
+    assert ("insert", "ack-link") in by_table["incident_events"]
+    [link] = await entries(api, table="ack_links", action="insert")
+    assert link["after"][0]["token_hash"] == "redacted"
+    token = found.group(1).removeprefix("/ack/")
+    async with db.connection(api.app[appkeys.POOL]) as conn:
+        everything = await conn.fetchval("SELECT string_agg(concat(before::text, after::text), '') FROM audit_entries")
+    assert token not in everything
