@@ -190,10 +190,8 @@ async def test_verify_passes_on_an_untouched_chain_and_names_an_altered_entry(
         "SELECT id FROM audit_entries WHERE table_name = 'incidents' AND action = 'update' AND $1 = ANY(entity_ids)",
         str(ident),
     )
-    await tamper(
-        conn, "audit_entries",
-        "UPDATE audit_entries SET after = jsonb_set(after, '{0,notified_at}', 'null') WHERE id = $1", victim,
-    )  # fmt: skip
+    erase = "UPDATE audit_entries SET after = jsonb_set(after::jsonb, '{0,notified_at}', 'null')::json WHERE id = $1"
+    await tamper(conn, "audit_entries", erase, victim)
     broken = await audit.verify(conn, Q)
     assert not broken.ok
     assert broken.problem is not None and f"entry {victim} " in broken.problem and "altered" in broken.problem

@@ -34,10 +34,10 @@ class Actor:
 
 
 def canonical(entry: Fields) -> bytes:
-    """An entry as it is hashed: its fields in a fixed order, then before and after as PostgreSQL writes jsonb.
+    """An entry as it is hashed: its fields in a fixed order, then before and after as the text stored.
 
-    jsonb's text is already canonical (keys sorted, numbers normalised), so it is taken as stored rather than
-    re-encoded, which could change a number's digits.
+    They are json (text), hashed byte for byte as the trigger wrote them: decoding and encoding them again could
+    change a number's digits or a key's order.
     """
     at: datetime = entry["at"]
     head = [

@@ -161,40 +161,45 @@ async def main() -> None:
             "CERTMON_LOG_LEVEL": "warning",
         }
 
+        # certmon with and without its audit triggers on one server, round by round in turn, so that the load of
+        # the machine falls on both alike; the bare handler writes without them.
         results: dict[str, tuple[float, float]] = {}
-        for name in ("bare", "certmon", "no-audit"):
-            await audit_triggers(conn, name == "certmon")
+        body = "\n".join(json.dumps(incident(n, "bulk")) for n in range(opts.bulk_lines)).encode()
+        bulk: dict[str, list[float]] = {"certmon": [], "no-audit": []}
+        for name in ("bare", "certmon"):
+            await audit_triggers(conn, False)
             port = free_port()
             command = (
                 [sys.executable, __file__, "--bare-server", str(port), url]
                 if name == "bare"
                 else [sys.executable, "-m", "certmon", "serve", "--port", str(port)]
             )
+            modes = ("bare",) if name == "bare" else ("certmon", "no-audit")
             with server(command, env, port):
                 await post_many(port, token, 300, opts.concurrency, f"{name}-warm")
-                best = (0.0, 0.0)
+                best = dict.fromkeys(modes, (0.0, 0.0))
                 for r in range(opts.rounds):
-                    elapsed, latencies = await post_many(port, token, opts.requests, opts.concurrency, f"{name}-{r}")
-                    rate = opts.requests / elapsed
-                    if rate > best[0]:
-                        best = (rate, p99(latencies) * 1000)
-                results[name] = best
-
-        body = "\n".join(json.dumps(incident(n, "bulk")) for n in range(opts.bulk_lines)).encode()
-        bulk: dict[str, list[float]] = {"certmon": [], "no-audit": []}
-        for name, bulk_times in bulk.items():
-            await audit_triggers(conn, name != "no-audit")
-            port = free_port()
-            with server([sys.executable, "-m", "certmon", "serve", "--port", str(port)], env, port):
-                async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as session:
-                    for r in range(opts.rounds):
-                        round_body = body.replace(b'"bulk-', f'"{name}{r}-'.encode())
-                        started = time.perf_counter()
-                        url = f"http://127.0.0.1:{port}/api/v1/incidents/bulk"
-                        async with session.post(url, data=round_body) as resp:
-                            outcome = await resp.json()
-                        bulk_times.append(time.perf_counter() - started)
-                        assert outcome["accepted"] == opts.bulk_lines, outcome
+                    for mode in modes:
+                        await audit_triggers(conn, mode == "certmon")
+                        elapsed, latencies = await post_many(
+                            port, token, opts.requests, opts.concurrency, f"{mode}-{r}"
+                        )
+                        rate = opts.requests / elapsed
+                        if rate > best[mode][0]:
+                            best[mode] = (rate, p99(latencies) * 1000)
+                if name == "certmon":
+                    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as session:
+                        for r in range(opts.rounds):
+                            for mode, bulk_times in bulk.items():
+                                await audit_triggers(conn, mode == "certmon")
+                                round_body = body.replace(b'"bulk-', f'"{mode}{r}-'.encode())
+                                started = time.perf_counter()
+                                target = f"http://127.0.0.1:{port}/api/v1/incidents/bulk"
+                                async with session.post(target, data=round_body) as resp:
+                                    outcome = await resp.json()
+                                bulk_times.append(time.perf_counter() - started)
+                                assert outcome["accepted"] == opts.bulk_lines, outcome
+            results.update(best)
         entries = await conn.fetchval("SELECT count(*) FROM audit_entries")
         started = time.perf_counter()
         sealed = await audit.seal(conn, db.Queries.load(), wait=True)
