@@ -5,16 +5,28 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import getpass
+import os
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import asyncpg
 
+from certmon.core.audit import Actor
 from certmon.core.settings import Settings
 from certmon.store import db, migrations
 
 Command = Callable[[argparse.Namespace, Settings], int]
 CommandGroup = Callable[[Any], None]  # adds its commands to the subparsers object it is given
+
+
+def cli_actor() -> Actor:
+    """The operator running the command, as the audit trail names them."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no login name and no passwd entry, as in some containers
+        user = f"uid-{os.getuid()}"
+    return Actor(f"cli:{user}", "cli")
 
 
 @contextlib.asynccontextmanager
@@ -26,6 +38,7 @@ async def database(settings: Settings, *, migrate: bool = True) -> AsyncIterator
         try:
             if migrate:
                 await migrations.migrate(conn)
+            await db.set_actor(conn, cli_actor())
             yield conn
         finally:
             await conn.close()

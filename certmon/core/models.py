@@ -384,6 +384,27 @@ class IncidentPage(BaseModel):
     next_cursor: str | None
 
 
+class AuditEntryOut(BaseModel):
+    id: int
+    at: datetime = Field(description="when the statement ran")
+    actor: str = Field(description="token:<name>, console:<name>, system:<job>, cli:<user>, ack-link, or db:<user>")
+    actor_role: str | None
+    action: Literal["insert", "update", "delete", "truncate"]
+    table: str
+    kind: Literal["incident", "agency", "token", "survey", "export", "service"]
+    entity_ids: list[str] = Field(description="the ids of the entities written: incident ids, agency codes, ...")
+    row_count: int = Field(description="rows the statement wrote; one entry stands for the whole statement")
+    before: list[dict[str, Any]] | None = Field(description="the rows before (update, delete); secrets redacted")
+    after: list[dict[str, Any]] | None = Field(description="the rows after (insert, update); secrets redacted")
+    chain_seq: int | None = Field(description="the entry's position in the hash chain; null until sealed")
+    chain_hash: str | None = Field(description="the chain's hash up to and including this entry")
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEntryOut]
+    next_cursor: str | None
+
+
 class BulkResult(BaseModel):
     accepted: int
     duplicates: int

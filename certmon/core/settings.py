@@ -86,6 +86,7 @@ class Settings:
     parse_workers: int = 2  # processes validating bulk bodies off the event loop; 0 validates in the loop
     metrics_refresh_seconds: float = 15.0  # Prometheus scrapes every 15 s by default
     sweep_seconds: float = 60.0
+    audit_seal_seconds: float = 5.0  # how stale the audit chain's head may be; sealing a round costs one query
     scheduler_enabled: bool = True
     export_dir: Path | None = None
     export_hour: int = 1  # Bangkok hour on the 1st of the month when last month's export runs
@@ -237,6 +238,7 @@ class Settings:
             parse_workers=get("PARSE_WORKERS", non_negative(int), 2),
             metrics_refresh_seconds=get("METRICS_REFRESH_SECONDS", positive(float), 15.0),
             sweep_seconds=get("SWEEP_SECONDS", positive(float), 60.0),
+            audit_seal_seconds=get("AUDIT_SEAL_SECONDS", positive(float), 5.0),
             scheduler_enabled=get("SCHEDULER", boolean, True),
             export_dir=get("EXPORT_DIR", Path, None),
             export_hour=get("EXPORT_HOUR", hour, 1),

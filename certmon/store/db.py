@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 import asyncpg
 import structlog
 
+from certmon.core.audit import Actor
 from certmon.core.errors import DatabaseUnavailable
 from certmon.store.migrations import sql_files
 
@@ -144,14 +146,38 @@ async def bulk_transaction(conn: asyncpg.Connection) -> AsyncIterator[None]:
         yield
 
 
+# Who writes through a connection taken without naming an actor: the scheduler sets it around each job run.
+RUNNING_AS: contextvars.ContextVar[Actor | None] = contextvars.ContextVar("certmon_running_as", default=None)
+
+
+async def set_actor(
+    conn: asyncpg.Connection | asyncpg.pool.PoolConnectionProxy[Any], actor: Actor, *, local: bool = False
+) -> None:
+    """Name who writes next on this connection; the audit triggers record it with every write.
+
+    Set for the session, it lasts until the pool hands the connection back (asyncpg's reset runs RESET ALL);
+    ``local`` sets it for the current transaction only.
+    """
+    await conn.execute(
+        "SELECT set_config('certmon.actor', $1, $3), set_config('certmon.actor_role', $2, $3)",
+        actor.name,
+        actor.role or "",
+        local,
+    )
+
+
 @contextlib.asynccontextmanager
-async def connection(pool: asyncpg.Pool, timeout: float = 5.0) -> AsyncIterator[Any]:
-    """Acquire a connection; an outage becomes ``DatabaseUnavailable`` so the caller answers 503."""
+async def connection(pool: asyncpg.Pool, timeout: float = 5.0, actor: Actor | None = None) -> AsyncIterator[Any]:
+    """Acquire a connection that writes as ``actor`` (or as RUNNING_AS says); an outage becomes
+    ``DatabaseUnavailable`` so the caller answers 503."""
     try:
         conn = await pool.acquire(timeout=timeout)
     except CONNECT_ERRORS as exc:
         raise DatabaseUnavailable(f"database unavailable: {type(exc).__name__}") from exc
     try:
+        who = actor or RUNNING_AS.get()
+        if who is not None:
+            await set_actor(conn, who)
         yield conn
     except OUTAGE_ERRORS as exc:
         raise DatabaseUnavailable(f"database unavailable: {type(exc).__name__}") from exc

@@ -7,8 +7,9 @@ from datetime import datetime, timedelta
 import asyncpg
 
 from certmon.core.access import Principal, hash_token
+from certmon.core.audit import Actor
 from certmon.core.sessions import ConsoleSession, csrf_token, new_secret, session_hash
-from certmon.store.db import Queries
+from certmon.store.db import Queries, set_actor
 
 
 async def open_session(
@@ -24,6 +25,8 @@ async def open_session(
     session_id = new_secret()
     expires_at = now + lifetime
     async with conn.transaction():
+        # The sign-in is recorded as the signing-in token's own act; nobody was signed in before it.
+        await set_actor(conn, Actor(f"console:{row['name']}", row["role"]), local=True)
         await conn.execute(q["sessions_ended_delete"], now, idle.total_seconds())
         await conn.execute(q["session_insert"], session_hash(session_id), row["id"], now, expires_at)
     principal = Principal(row["name"], row["role"], row["agency_code"])

@@ -13,6 +13,7 @@ import asyncpg
 import structlog
 from aiohttp import web
 
+from certmon.core.audit import Actor
 from certmon.core.clock import Clock, utc_now
 from certmon.core.policy import Policy, load_policy
 from certmon.core.settings import Settings
@@ -62,6 +63,7 @@ async def _prepare_database(app: web.Application, url: str) -> None:
             continue
         try:
             await migrations.migrate(conn)
+            await db.set_actor(conn, Actor("system:startup", "system"))
             recomputed = await incidents.recompute_stale(conn, app[appkeys.QUERIES], app[appkeys.POLICY])
             if recomputed:
                 log.info("clocks recomputed under the policy in force", incidents=recomputed)

@@ -3,8 +3,10 @@
     python tests/benchmarks/ingest.py [--requests 3000] [--concurrency 16]
 
 Single POSTs are compared with a bare aiohttp + asyncpg handler doing one INSERT per request into the same table;
-bulk NDJSON with a raw asyncpg COPY of the same rows. Targets: both ratios >= 0.5. Uses CERTMON_TEST_DATABASE_URL's
-server (or an embedded one), in a scratch database that is dropped afterwards.
+bulk NDJSON with a raw asyncpg COPY of the same rows. Targets: both ratios >= 0.5. certmon runs twice, with its audit
+triggers and with them disabled, to show what the audit trail costs (the raw limits run without them); then the
+entries written are sealed. Uses CERTMON_TEST_DATABASE_URL's server (or an embedded one), in a scratch database that
+is dropped afterwards.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ sys.path.insert(0, str(REPO))
 
 from scratch import free_port, scratch_database  # noqa: E402
 
-from certmon.store import db, migrations  # noqa: E402
+from certmon.store import audit, db, migrations  # noqa: E402
 from certmon.store.bulk import INCIDENT_COLUMNS  # noqa: E402
 from certmon.store.tokens import create_token  # noqa: E402
 
@@ -124,6 +126,15 @@ async def post_many(port: int, token: str, count: int, concurrency: int, tag: st
         return time.perf_counter() - started, latencies
 
 
+async def audit_triggers(conn: asyncpg.Connection, enabled: bool) -> None:
+    """Switch the audit trail's capture triggers (and only those) on or off."""
+    rows = await conn.fetch(
+        "SELECT tgrelid::regclass::text AS tbl, tgname FROM pg_trigger WHERE tgname LIKE '%\\_audit\\_%' ESCAPE '\\'"
+    )
+    for row in rows:
+        await conn.execute(f'ALTER TABLE {row["tbl"]} {"ENABLE" if enabled else "DISABLE"} TRIGGER "{row["tgname"]}"')
+
+
 def p99(values: list[float]) -> float:
     return statistics.quantiles(values, n=100)[98]
 
@@ -150,36 +161,51 @@ async def main() -> None:
             "CERTMON_LOG_LEVEL": "warning",
         }
 
+        # certmon with and without its audit triggers on one server, round by round in turn, so that the load of
+        # the machine falls on both alike; the bare handler writes without them.
         results: dict[str, tuple[float, float]] = {}
+        body = "\n".join(json.dumps(incident(n, "bulk")) for n in range(opts.bulk_lines)).encode()
+        bulk: dict[str, list[float]] = {"certmon": [], "no-audit": []}
         for name in ("bare", "certmon"):
+            await audit_triggers(conn, False)
             port = free_port()
             command = (
                 [sys.executable, __file__, "--bare-server", str(port), url]
                 if name == "bare"
                 else [sys.executable, "-m", "certmon", "serve", "--port", str(port)]
             )
+            modes = ("bare",) if name == "bare" else ("certmon", "no-audit")
             with server(command, env, port):
                 await post_many(port, token, 300, opts.concurrency, f"{name}-warm")
-                best = (0.0, 0.0)
+                best = dict.fromkeys(modes, (0.0, 0.0))
                 for r in range(opts.rounds):
-                    elapsed, latencies = await post_many(port, token, opts.requests, opts.concurrency, f"{name}-{r}")
-                    rate = opts.requests / elapsed
-                    if rate > best[0]:
-                        best = (rate, p99(latencies) * 1000)
-                results[name] = best
-
-        body = "\n".join(json.dumps(incident(n, "bulk")) for n in range(opts.bulk_lines)).encode()
-        port = free_port()
-        bulk_times = []
-        with server([sys.executable, "-m", "certmon", "serve", "--port", str(port)], env, port):
-            async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as session:
-                for r in range(opts.rounds):
-                    round_body = body.replace(b'"bulk-', f'"bulk{r}-'.encode())
-                    started = time.perf_counter()
-                    async with session.post(f"http://127.0.0.1:{port}/api/v1/incidents/bulk", data=round_body) as resp:
-                        outcome = await resp.json()
-                    bulk_times.append(time.perf_counter() - started)
-                    assert outcome["accepted"] == opts.bulk_lines, outcome
+                    for mode in modes:
+                        await audit_triggers(conn, mode == "certmon")
+                        elapsed, latencies = await post_many(
+                            port, token, opts.requests, opts.concurrency, f"{mode}-{r}"
+                        )
+                        rate = opts.requests / elapsed
+                        if rate > best[mode][0]:
+                            best[mode] = (rate, p99(latencies) * 1000)
+                if name == "certmon":
+                    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as session:
+                        for r in range(opts.rounds):
+                            for mode, bulk_times in bulk.items():
+                                await audit_triggers(conn, mode == "certmon")
+                                round_body = body.replace(b'"bulk-', f'"{mode}{r}-'.encode())
+                                started = time.perf_counter()
+                                target = f"http://127.0.0.1:{port}/api/v1/incidents/bulk"
+                                async with session.post(target, data=round_body) as resp:
+                                    outcome = await resp.json()
+                                bulk_times.append(time.perf_counter() - started)
+                                assert outcome["accepted"] == opts.bulk_lines, outcome
+            results.update(best)
+        entries = await conn.fetchval("SELECT count(*) FROM audit_entries")
+        started = time.perf_counter()
+        sealed = await audit.seal(conn, db.Queries.load(), wait=True)
+        seal_seconds = time.perf_counter() - started
+        assert sealed is not None
+        await audit_triggers(conn, False)  # the raw limits below write without them
 
         # The raw limit: the same rows, already shaped, COPYed straight into the table.
         from certmon.core.clocks import CLOCK_COLUMNS
@@ -220,19 +246,26 @@ async def main() -> None:
 
     bare_rate, bare_p99 = results["bare"]
     rate, latency_p99 = results["certmon"]
-    bulk_rate = opts.bulk_lines / min(bulk_times)
+    plain_rate, plain_p99 = results["no-audit"]
+    bulk_rate = opts.bulk_lines / min(bulk["certmon"])
+    plain_bulk_rate = opts.bulk_lines / min(bulk["no-audit"])
     copy_rate = opts.bulk_lines / min(copy_times)
     decode_copy_rate = opts.bulk_lines / min(decode_copy_times)
     print(f"single POST, {opts.requests} requests x {opts.rounds} rounds, concurrency {opts.concurrency} (best round)")
     print(f"  bare aiohttp+asyncpg INSERT : {bare_rate:8.0f} req/s   p99 {bare_p99:6.1f} ms")
     print(f"  certmon POST /incidents     : {rate:8.0f} req/s   p99 {latency_p99:6.1f} ms")
     print(f"  ratio                       : {rate / bare_rate:8.2f}   (target >= 0.50)")
+    print(f"  certmon, audit triggers off : {plain_rate:8.0f} req/s   p99 {plain_p99:6.1f} ms")
+    print(f"  with audit / without        : {rate / plain_rate:8.2f}")
     print(f"bulk NDJSON, {opts.bulk_lines} lines (best of {opts.rounds})")
     print(f"  raw asyncpg COPY            : {copy_rate:8.0f} rows/s")
     print(f"  certmon POST /incidents/bulk: {bulk_rate:8.0f} rows/s")
     print(f"  ratio                       : {bulk_rate / copy_rate:8.2f}   (target >= 0.50)")
+    print(f"  certmon, audit triggers off : {plain_bulk_rate:8.0f} rows/s")
+    print(f"  with audit / without        : {bulk_rate / plain_bulk_rate:8.2f}")
     print(f"  raw json.loads + COPY       : {decode_copy_rate:8.0f} rows/s   (decode only, nothing checked)")
     print(f"  ratio                       : {bulk_rate / decode_copy_rate:8.2f}")
+    print(f"audit sealing: {sealed.count} of {entries} entries in {seal_seconds:.2f} s")
 
 
 if __name__ == "__main__":

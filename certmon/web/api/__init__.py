@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from certmon.web.api import agencies, exports, incidents, ingest, notifications, reports, sla, surveys
+from certmon.web.api import agencies, audit, exports, incidents, ingest, notifications, reports, sla, surveys
 from certmon.web.api.common import Api, json_response
 from certmon.web.api.openapi import document
 
@@ -17,6 +17,7 @@ MODULES: tuple[Api, ...] = (
     ingest.api,
     exports.api,
     reports.api,
+    audit.api,
 )
 OPENAPI_PATH = "/api/v1/openapi.json"
 # Taken from the operations' own roles, so that what the document calls public is what needs no token.

@@ -17,6 +17,8 @@ import pydantic
 from aiohttp import web
 
 from certmon.core.access import ROLES, Principal
+from certmon.core.ack_links import ACK_PREFIX
+from certmon.core.audit import Actor
 from certmon.core.errors import BadRequest, Invalid, PayloadTooLarge
 from certmon.core.models import NUL_MESSAGE, error_message, to_utc
 from certmon.core.nesting import nesting_error, too_deep
@@ -172,10 +174,20 @@ def principal(request: web.Request) -> Principal:
     return caller
 
 
+def actor(request: web.Request) -> Actor:
+    """Who the request writes as in the audit trail: its token, its console session, or an acknowledgement link."""
+    caller = request.get(appkeys.PRINCIPAL)
+    if caller is None:
+        return Actor("ack-link" if request.path.startswith(ACK_PREFIX) else "anonymous")
+    via = "console" if appkeys.CONSOLE_SESSION in request else "token"
+    return Actor(f"{via}:{caller.name}", caller.role)
+
+
 @contextlib.asynccontextmanager
 async def connection(request: web.Request) -> AsyncIterator[asyncpg.Connection]:
+    """The request's connection; every handler takes it here, so every write it makes names the request's caller."""
     app = request.app
-    async with db.connection(app[appkeys.POOL], app[appkeys.SETTINGS].db_timeout_seconds) as conn:
+    async with db.connection(app[appkeys.POOL], app[appkeys.SETTINGS].db_timeout_seconds, actor(request)) as conn:
         yield conn
 
 
