@@ -42,8 +42,8 @@ class Classes:
         for pattern, category, ranked in self._rules:
             if pattern.search(signature):
                 return category, ranked or level
-        if klass is not None and (category := self._categories.get(klass.lower())) is not None:
-            return category, level
+        if klass is not None and (by_class := self._categories.get(klass.lower())) is not None:
+            return by_class, level
         lowered = signature.lower()
         for prefix, category in self._families:
             if lowered.startswith(prefix) and lowered[len(prefix) : len(prefix) + 1] in ("", " "):

@@ -13,6 +13,7 @@ from certmon.core.sla import SLA_STATES
 from certmon.store import bulk, incidents
 from certmon.telemetry.registry import source_label
 from certmon.web import appkeys
+from certmon.web.api import idempotency
 from certmon.web.api.common import (
     Api,
     Param,
@@ -141,11 +142,12 @@ async def get_incident(request: web.Request) -> web.Response:
     body=EventIn,
     response=IncidentOut,
     status=201,
-    params=(ID,),
+    params=(ID, idempotency.PARAM),
     responses={
         403: "an agency's token may record only its side",
-        409: "the milestone is recorded already, or the pause is not open",
-        422: "a field is invalid",
+        409: "the milestone is recorded already, or the pause is not open; or a request with the same "
+        "Idempotency-Key is still being processed (retry after Retry-After seconds)",
+        422: idempotency.RESPONSES[422],
     },
 )
 async def add_event(request: web.Request) -> web.Response:
@@ -157,10 +159,15 @@ async def add_event(request: web.Request) -> web.Response:
     policy = app[appkeys.POLICY]
     instant = now(request)
     async with connection(request) as conn:
-        row = await incidents.add_event(conn, q, policy, target, event, caller.name, instant, agency=caller.scope(None))
-        timeline = await conn.fetch(q["incident_events"], row["id"])
-        clocks = (await incidents.clocks_for(conn, q, [row["id"]]))[row["id"]]
-    return json_response(incidents.to_json(row, policy, instant, timeline, clocks), status=201)
+
+        async def record() -> web.Response:
+            agency = caller.scope(None)
+            row = await incidents.add_event(conn, q, policy, target, event, caller.name, instant, agency=agency)
+            timeline = await conn.fetch(q["incident_events"], row["id"])
+            clocks = (await incidents.clocks_for(conn, q, [row["id"]]))[row["id"]]
+            return json_response(incidents.to_json(row, policy, instant, timeline, clocks), status=201)
+
+        return await idempotency.once(request, conn, record)
 
 
 LIST_PARAMS = (
