@@ -176,8 +176,21 @@ async def test_a_duplicate_sent_while_the_first_is_in_flight_is_told_to_retry_la
 async def test_the_openapi_document_declares_the_header_on_event_and_notification_posts(api: Api) -> None:
     status, spec = await api.call("GET", "/api/v1/openapi.json")
     assert status == 200
-    for path in ("/api/v1/incidents/{id}/events", "/api/v1/incidents/{id}/notifications"):
+    for path in ("/api/v1/incidents", "/api/v1/incidents/{id}/events", "/api/v1/incidents/{id}/notifications"):
         op = spec["paths"][path]["post"]
         [header] = [p for p in op["parameters"] if p["name"] == "Idempotency-Key"]
         assert header["in"] == "header" and not header["required"]
         assert "Idempotency-Key" in op["responses"]["409"]["description"]
+
+
+async def test_an_incident_without_external_id_is_recorded_once_when_retried_under_a_key(api: Api) -> None:
+    """Without external_id a retry would record a second incident; under the same key it replays the first."""
+    body = {"agency": "MOF", "title": "Defacement", "severity": "high", "category": "intrusions/system-compromise",
+            "detected_at": local(DETECTED)}  # fmt: skip
+    first = await post(api, "/api/v1/incidents", body)
+    assert first[0] == 201, first[1]
+    again = await post(api, "/api/v1/incidents", body)
+    assert (again[0], again[1], again[2]["Idempotent-Replayed"]) == (201, first[1], "true")
+    assert (await post(api, "/api/v1/incidents", body, key=None))[0] == 201  # no key: recorded again
+    status, page = await api.call("GET", "/api/v1/incidents", "auditor")
+    assert status == 200 and len(page["items"]) == 2

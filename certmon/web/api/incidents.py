@@ -58,15 +58,17 @@ def _count(request: web.Request, source: str, accepted: int = 0, **rejected: int
 @api.operation(
     "POST",
     "/api/v1/incidents",
-    summary="Record an incident (idempotent on source + external_id)",
+    summary="Record an incident (idempotent on source + external_id, or on an Idempotency-Key)",
     roles=WRITERS,
     body=IncidentIn,
     response=IncidentOut,
     status=201,
+    params=(idempotency.PARAM,),
     responses={
         200: "the same incident was recorded before",
-        409: "the key exists with a different body",
-        422: "a field is invalid",
+        409: "the key exists with a different body, or a request with the same Idempotency-Key is still being "
+        "processed (retry after Retry-After seconds)",
+        422: idempotency.RESPONSES[422],
     },
 )
 async def create_incident(request: web.Request) -> web.Response:
@@ -78,17 +80,21 @@ async def create_incident(request: web.Request) -> web.Response:
         data = await read_model(request, IncidentIn)
         source = data.source
         async with connection(request) as conn:
-            q = app[appkeys.QUERIES]
-            row, created, clocks = await incidents.create(conn, q, policy, data, caller.name)
+
+            async def record() -> web.Response:
+                row, created, clocks = await incidents.create(conn, app[appkeys.QUERIES], policy, data, caller.name)
+                _count(request, source, accepted=int(created))
+                body = incidents.to_json(row, policy, now(request), clocks=clocks)
+                return json_response(body, status=201 if created else 200)
+
+            # An incident without external_id has no key of its own: a retry would record it twice without one.
+            return await idempotency.once(request, conn, record)
     except (Invalid, BadRequest):
         _count(request, source, invalid=1)
         raise
     except Conflict:
         _count(request, source, conflict=1)
         raise
-    _count(request, source, accepted=int(created))
-    body = incidents.to_json(row, policy, now(request), clocks=clocks)
-    return json_response(body, status=201 if created else 200)
 
 
 @api.operation(
