@@ -25,24 +25,27 @@ class Classes:
         self._families = sorted(mapping.families.items(), key=lambda item: -len(item[0]))
         self._severities = dict(mapping.severities)
         self._default = mapping.default_severity
-        self._seen: dict[tuple[str, str | None, str], tuple[str, str]] = {}
+        self._seen: dict[tuple[str, object, object], tuple[str, str]] = {}
 
-    def classify(self, signature: str, klass: str | None, severity: str) -> tuple[str, str]:
-        """The RSIT category and the policy severity of an alert."""
+    def classify(self, signature: str, klass: object, severity: object) -> tuple[str, str]:
+        """The RSIT category and the policy severity of an alert, from its signature, class and severity as sent."""
         seen = (signature, klass, severity)
-        found = self._seen.get(seen)
+        try:
+            found = self._seen.get(seen)
+        except TypeError:  # a class or severity that is a list or an object: worked out, not remembered
+            return self._classify(signature, klass, severity)
         if found is None:
             if len(self._seen) > MAX_REMEMBERED:  # a sensor's rule set is bounded; a hostile stream is not
                 self._seen.clear()
             found = self._seen[seen] = self._classify(signature, klass, severity)
         return found
 
-    def _classify(self, signature: str, klass: str | None, severity: str) -> tuple[str, str]:
-        level = self._severities.get(severity, self._default)
+    def _classify(self, signature: str, klass: object, severity: object) -> tuple[str, str]:
+        level = self._severities.get(str(severity), self._default)
         for pattern, category, ranked in self._rules:
             if pattern.search(signature):
                 return category, ranked or level
-        if klass is not None and (by_class := self._categories.get(klass.lower())) is not None:
+        if isinstance(klass, str) and (by_class := self._categories.get(klass.lower())) is not None:
             return by_class, level
         lowered = signature.lower()
         for prefix, category in self._families:
@@ -78,8 +81,7 @@ def to_alert(record: Any, mapping: Classes) -> Alert:
     addresses = tuple(a for a in (dest, src) if isinstance(a, str))
     if not addresses:
         raise Rejected("invalid", "dest_ip, src_ip: neither is given")
-    klass = rule.get("category")
-    category, severity = mapping.classify(text, klass if isinstance(klass, str) else None, str(rule.get("severity")))
+    category, severity = mapping.classify(text, rule.get("category"), rule.get("severity"))
     key = alert_key(
         at,
         timestamp,
