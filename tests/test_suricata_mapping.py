@@ -108,3 +108,11 @@ def test_a_mapping_file_can_replace_the_signature_rules_and_its_severities_are_c
         load_mapping.cache_clear()
         with pytest.raises(MappingError, match=where):
             load_mapping(bad)
+
+
+def test_a_class_or_severity_of_the_wrong_json_type_falls_back_to_the_rule_family_and_default_severity() -> None:
+    """A hostile record's list severity or object class is no crash: the signature's family decides, severity low."""
+    hostile = record("ET SCAN Potential SSH Scan", None)
+    hostile["alert"].update(severity=[1], category={"class": "x"})
+    alert = eve.converter(IngestMapping().eve)(hostile)
+    assert (alert.category, alert.severity) == ("information-gathering/scanner", "low")
