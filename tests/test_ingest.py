@@ -177,13 +177,13 @@ async def test_a_group_goes_on_across_requests_and_closes_30_minutes_after_its_f
 
 
 async def test_eve_severity_and_class_map_to_policy_severity_and_rsit_or_other(api: Api) -> None:
-    """Severity 1 is high, 3 is low; a class RSIT has no type for is other/undetermined."""
+    """Severity 1 is high, 3 is low; a class RSIT has no type for, on a rule of no known family, is other."""
     await with_networks(api)
     at = datetime(2024, 5, 1, 3, 0, tzinfo=UTC)
     body = ndjson(
         [
             eve(at, 1, severity=1, category="A Network Trojan was detected"),
-            eve(at, 2, severity=3, category="Potential Corporate Privacy Violation"),
+            eve(at, 2, severity=3, category="Potential Corporate Privacy Violation", signature="LOCAL rule 2"),
         ]
     )
     await post(api, "/api/v1/ingest/eve", body)

@@ -1,4 +1,4 @@
-"""``certmon ingest eve|wazuh FILE|-`` and ``certmon import incidents FILE.csv``: files of any size, streamed."""
+"""``certmon ingest eve|wazuh [--history] FILE|-``, ``certmon import incidents FILE.csv``: any size, streamed."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -56,6 +57,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
             window=mapping.window,
             actor=ACTOR,
             remember=mapping.remember,
+            history_at=datetime.now(UTC) if args.history else None,
         )
         with open_input(args.file) as (stream, size), progress_bar() as bar:
             task = bar.add_task(f"{source} alerts", total=size, status="")
@@ -102,4 +104,10 @@ def add_commands(commands: Any) -> None:
     ):
         p = formats.add_parser(name, help=help_text)
         p.add_argument("file", metavar="FILE", help="the file, or - for standard input")
+        p.add_argument(
+            "--history",
+            action="store_true",
+            help="old alerts: they count in their months' figures, but their clocks past due are closed as misses, "
+            "never open, queued or notified (docs/sources.md)",
+        )
         p.set_defaults(handler=cmd_ingest)

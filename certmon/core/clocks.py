@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -166,12 +167,21 @@ class Clocks:
                 rows.append((objective, *values, 0.0, None))
         return rows
 
-    def insert_args(self, data: IncidentIn, actor: str, digest: str | None = None) -> tuple[Any, ...]:
+    def insert_args(
+        self, data: IncidentIn, actor: str, digest: str | None = None, *, closed_at: datetime | None = None
+    ) -> tuple[Any, ...]:
         """The values of one incidents row in the column order of incident_insert, then its objective_rows.
 
         ``digest`` is body_hash(data), from a caller that keeps it to compare with a row stored under the same key.
+        With ``closed_at`` (a history import) the clocks are closed_by_history at that instant.
         """
         self.check_severity(data.severity)
+        if closed_at is not None:
+            *head, kpi_start, kpi_at_risk, kpi_due, kpi_stopped, kpi_delay, fingerprint, who, rows = self.insert_args(
+                data, actor, digest
+            )
+            kpi = closed_values((kpi_start, kpi_at_risk, kpi_due, kpi_stopped, kpi_delay), closed_at)
+            return (*head, *kpi, fingerprint, who, closed_rows(rows, closed_at))
         return (
             data.agency,
             data.title,
@@ -193,6 +203,34 @@ class Clocks:
             actor,
             self.objective_rows(data),
         )
+
+
+def closed_by_history(clock: Clock, at: datetime) -> Clock:
+    """A clock as a history import leaves it: closed at ``at`` when it was running past due, with no known delay.
+
+    An old alert with no recorded notification is a miss in its period, not an open clock: it keeps its due time and
+    counts as breached (stopped after it), while its delay stays unknown so that no delay figure is made up. A clock
+    a milestone stopped, one not started, paused or not yet due at ``at`` (a recent alert) is left as it is.
+    """
+    if clock.start is None or clock.stopped_at is not None or clock.due_at is None or clock.due_at >= at:
+        return clock
+    return replace(clock, stopped_at=at, delay_seconds=None, paused_since=None)
+
+
+def closed_values(values: Sequence[Any], at: datetime) -> tuple[Any, ...]:
+    """clock_values (start, at_risk_at, due_at, stopped_at, delay_seconds), closed_by_history at ``at``."""
+    start, at_risk_at, due_at, stopped_at, delay = values
+    return clock_values(closed_by_history(Clock(start, at_risk_at, due_at, stopped_at, delay), at))
+
+
+def closed_rows(rows: Iterable[Sequence[Any]], at: datetime) -> list[tuple[Any, ...]]:
+    """objective_rows (CLOCK_COLUMNS), closed_by_history at ``at``."""
+    out = []
+    for objective, start, at_risk_at, due_at, stopped_at, delay, paused_seconds, paused_since in rows:
+        clock = Clock(start, at_risk_at, due_at, stopped_at, delay, paused_seconds, paused_since)
+        closed = closed_by_history(clock, at)
+        out.append((objective, *clock_values(closed), closed.paused_seconds, closed.paused_since))
+    return out
 
 
 def clock_values(clock: Clock) -> tuple[Any, ...]:

@@ -103,6 +103,7 @@ class Settings:
     session_max_hours: float = 12.0  # every console session ends this long after sign-in, however busy
     trust_proxy: bool = False  # believe X-Forwarded-Proto: only behind a proxy that sets it itself
     console_refresh_seconds: float = 10.0  # how often the queue page asks for changes; at most 15
+    idempotency_key_hours: float = 24.0  # how long the first answer to an Idempotency-Key is replayed
 
     @property
     def effective_signing_key_path(self) -> Path:
@@ -255,4 +256,5 @@ class Settings:
             session_max_hours=get("SESSION_MAX_HOURS", positive(float), 12.0),
             trust_proxy=get("TRUST_PROXY", boolean, False),
             console_refresh_seconds=get("CONSOLE_REFRESH_SECONDS", refresh, 10.0),
+            idempotency_key_hours=get("IDEMPOTENCY_KEY_HOURS", positive(float), 24.0),
         )

@@ -18,7 +18,7 @@ import aiohttp
 import asyncpg
 
 from certmon.core.clock import Clock
-from certmon.core.errors import Invalid
+from certmon.core.errors import Conflict, Invalid
 from certmon.core.models import Channel, EventIn
 from certmon.core.notices import Notice, NoticeFacts, compose
 from certmon.core.policy import Policy
@@ -60,9 +60,13 @@ async def notify(
     """Notify the incident's agency on the channel, unless that was done already and no resend is asked for.
 
     Raises NotFound (no such incident), Invalid naming ``channel`` (the agency has nobody to reach that way, or no
-    SMTP server is configured), Conflict (a send on this channel is in progress).
+    SMTP server is configured), Conflict (a send on this channel is in progress, or the incident was imported as
+    history).
     """
     incident = await notifications.subject(conn, q, incident_id)
+    if incident["history_closed_at"] is not None:
+        # Its clocks were closed as misses when the history was imported: an agency is not woken for a past alert.
+        raise Conflict(f"incident {incident_id} was imported as history; agencies are not notified of it")
     recipients = _recipients(incident, channel, settings)
     started = clock()
     stale = started - timedelta(seconds=STALE_AFTER_TIMEOUTS * settings.notify_timeout_seconds)

@@ -130,8 +130,13 @@ class Pipeline:
         actor: str,
         batch_alerts: int = BATCH_ALERTS,
         remember: timedelta | None = None,
+        history_at: datetime | None = None,
     ) -> None:
+        """With ``history_at`` the alerts are history: the incidents they open have their clocks that are past due
+        at that instant closed as misses (``closed_by_history``), so that they count in their periods' figures but
+        never show as open clocks, in the queue, the sweep or the breach alerts."""
         self.conn, self.q, self.policy = conn, q, policy
+        self.history_at = history_at
         self.source, self.convert, self.window, self.actor = source, convert, window, actor
         self.batch_alerts = batch_alerts
         self.outcome = Outcome(source)
@@ -343,7 +348,7 @@ class Pipeline:
                     external_id=g.external_id,
                     description=g.first.description,
                 )
-                rows.append((number, *self._clocks.insert_args(data, self.actor)))
+                rows.append((number, *self._clocks.insert_args(data, self.actor, closed_at=self.history_at)))
             stored = bulk.BulkOutcome()
             await bulk.store(conn, q, rows, stored)
             ids = {
@@ -352,6 +357,8 @@ class Pipeline:
             }
             for g in opened:
                 g.incident_id = ids[g.external_id]
+            if self.history_at is not None:
+                await conn.execute(q["incidents_mark_history"], list(ids.values()), self.history_at)
             self.outcome.incidents_created += stored.accepted
         await conn.execute(
             q["alert_groups_upsert"],

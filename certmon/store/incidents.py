@@ -10,7 +10,16 @@ from typing import Any
 
 import asyncpg
 
-from certmon.core.clocks import ALL_MILESTONES, CLOCK_COLUMNS, Clocks, body_hash, clock_rows, clock_values, columns
+from certmon.core.clocks import (
+    ALL_MILESTONES,
+    CLOCK_COLUMNS,
+    Clocks,
+    body_hash,
+    clock_rows,
+    clock_values,
+    closed_by_history,
+    columns,
+)
 from certmon.core.errors import Conflict, Forbidden, Invalid, NotFound
 from certmon.core.models import AGENCY_EVENTS, MILESTONES, EventIn, IncidentIn
 from certmon.core.policy import Policy
@@ -131,7 +140,7 @@ async def add_event(
         _check_order(milestones)
         pauses = list((await pauses_for(conn, q, [incident_id]))[incident_id]) if pause_id is not None else pauses
         clocks = Clocks.of(policy)
-        every = clocks.all(row["severity"], milestones, _pauses(pauses))
+        every = _closed(row, clocks.all(row["severity"], milestones, _pauses(pauses)))
         await conn.execute(
             q["incident_event_insert"],
             incident_id,
@@ -243,6 +252,12 @@ def _check_pause(
             raise Invalid("at", f"the pause would overlap pause {other['id']}")
 
 
+def _closed(row: asyncpg.Record, every: dict[str, Clock]) -> dict[str, Clock]:
+    """The clocks of an incident imported as history stay closed as it closed them, whatever is recomputed."""
+    at = row["history_closed_at"]
+    return every if at is None else {name: closed_by_history(clock, at) for name, clock in every.items()}
+
+
 def _check_order(milestones: Mapping[str, datetime | None]) -> None:
     detected = milestones["detected"]
     assert detected is not None
@@ -263,7 +278,7 @@ async def recompute_stale(conn: asyncpg.Connection, q: Queries, policy: Policy, 
         every: dict[int, dict[str, Clock]] = {}
         for row in rows:
             milestones = {name: row[f"{name}_at"] for name in ALL_MILESTONES}
-            every[row["id"]] = clocks.all(row["severity"], milestones, _pauses(pauses[row["id"]]))
+            every[row["id"]] = _closed(row, clocks.all(row["severity"], milestones, _pauses(pauses[row["id"]])))
             updates.append(
                 (
                     row["id"],

@@ -152,3 +152,8 @@ CROSS JOIN LATERAL (
 SELECT id, notified_at FROM incidents
 WHERE notified_at > $1 AND contained_at IS NULL AND NOT excluded
 ORDER BY id;
+
+-- name: incidents_mark_history
+-- Incidents a history import just opened: their clocks were closed at $2 (closed_by_history), and any later
+-- recomputation closes them the same way.
+UPDATE incidents SET history_closed_at = $2 WHERE id = ANY($1::bigint[]) AND history_closed_at IS NULL;

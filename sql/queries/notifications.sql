@@ -1,7 +1,7 @@
 -- name: notification_subject
 -- What a notice says of an incident and whom it goes to; the webhook's secret is read here only, to sign with.
 SELECT i.id, i.agency_code, i.title, i.severity, i.category, i.tlp, i.description, i.detected_at, i.notified_at,
-       a.name AS agency_name, a.name_th AS agency_name_th, a.contacts, a.webhook_url, a.webhook_secret
+       i.history_closed_at, a.name AS agency_name, a.name_th AS agency_name_th, a.contacts, a.webhook_url, a.webhook_secret
 FROM incidents i
 JOIN agencies a ON a.code = i.agency_code
 WHERE i.id = $1;

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -9,29 +10,48 @@ from certmon.core.sources import OTHER, Alert, Rejected, Skipped, alert_key, par
 from certmon.core.sources.mapping import EveMapping
 
 SOURCE = "suricata"
+MAX_REMEMBERED = 100_000  # classifications kept per import
 
 
 class Classes:
-    """The mapping's answers for the classes and severities a sensor uses, each worked out once."""
+    """The mapping's answers for the signatures, classes and severities a sensor uses, each worked out once.
+
+    A signature rule decides first; then alert.category; then the signature's rule family (its first words).
+    """
 
     def __init__(self, mapping: EveMapping) -> None:
+        self._rules = [(re.compile(r.pattern, re.IGNORECASE), r.category, r.severity) for r in mapping.signatures]
         self._categories = dict(mapping.categories)
+        self._families = sorted(mapping.families.items(), key=lambda item: -len(item[0]))
         self._severities = dict(mapping.severities)
         self._default = mapping.default_severity
-        self._category: dict[str, str] = {}
-        self._severity: dict[object, str] = {}
+        self._seen: dict[tuple[str, object, object], tuple[str, str]] = {}
 
-    def category(self, klass: str) -> str:
-        found = self._category.get(klass)
+    def classify(self, signature: str, klass: object, severity: object) -> tuple[str, str]:
+        """The RSIT category and the policy severity of an alert, from its signature, class and severity as sent."""
+        seen = (signature, klass, severity)
+        try:
+            found = self._seen.get(seen)
+        except TypeError:  # a class or severity that is a list or an object: worked out, not remembered
+            return self._classify(signature, klass, severity)
         if found is None:
-            found = self._category[klass] = self._categories.get(klass.lower(), OTHER)
+            if len(self._seen) > MAX_REMEMBERED:  # a sensor's rule set is bounded; a hostile stream is not
+                self._seen.clear()
+            found = self._seen[seen] = self._classify(signature, klass, severity)
         return found
 
-    def severity(self, value: object) -> str:
-        found = self._severity.get(value)
-        if found is None:
-            found = self._severity[value] = self._severities.get(str(value), self._default)
-        return found
+    def _classify(self, signature: str, klass: object, severity: object) -> tuple[str, str]:
+        level = self._severities.get(str(severity), self._default)
+        for pattern, category, ranked in self._rules:
+            if pattern.search(signature):
+                return category, ranked or level
+        if isinstance(klass, str) and (by_class := self._categories.get(klass.lower())) is not None:
+            return by_class, level
+        lowered = signature.lower()
+        for prefix, category in self._families:
+            if lowered.startswith(prefix) and lowered[len(prefix) : len(prefix) + 1] in ("", " "):
+                return category, level
+        return OTHER, level
 
 
 def converter(mapping: EveMapping) -> Callable[[Any], Alert]:
@@ -61,9 +81,7 @@ def to_alert(record: Any, mapping: Classes) -> Alert:
     addresses = tuple(a for a in (dest, src) if isinstance(a, str))
     if not addresses:
         raise Rejected("invalid", "dest_ip, src_ip: neither is given")
-    klass = rule.get("category")
-    category = mapping.category(klass) if isinstance(klass, str) else OTHER
-    severity = mapping.severity(rule.get("severity"))
+    category, severity = mapping.classify(text, rule.get("category"), rule.get("severity"))
     key = alert_key(
         at,
         timestamp,

@@ -6,6 +6,10 @@ The defaults below apply unless ``CERTMON_INGEST_MAPPING`` names a TOML file wit
     remember_days = 400   # imports are recognised for this long; older alerts are refused
     [eve.severities]
     "1" = "critical"
+    [[eve.signatures]]    # replaces the built-in list; tried before alert.category
+    pattern = "heartbleed"
+    category = "intrusion-attempts/ids-alert"
+    severity = "critical"
     [wazuh.levels]        # lowest rule.level of each severity
     critical = 13
     [alertmanager]
@@ -14,6 +18,7 @@ The defaults below apply unless ``CERTMON_INGEST_MAPPING`` names a TOML file wit
 
 from __future__ import annotations
 
+import re
 import tomllib
 from datetime import timedelta
 from functools import lru_cache
@@ -52,6 +57,55 @@ EVE_CATEGORIES = {
     "crypto currency mining activity detected": "fraud/unauthorised-use-of-resources",
 }
 
+# Signatures whose words say more than their class: tried first, in this order, searched anywhere in
+# alert.signature (any case). A rule's severity replaces the one alert.severity gives: rule writers rank a
+# Heartbleed probe or a CnC check-in "2" or even "3" ("Potentially Bad Traffic"), which a CERT must not read as low.
+EVE_SIGNATURES: tuple[tuple[str, str, str | None], ...] = (
+    (r"heart ?(bleed|beat)", "intrusion-attempts/ids-alert", "high"),
+    (r"ransom", "information-content-security/unauthorised-information-modification", "critical"),
+    (r"^ET CNC\b|\b(cnc|c2|c&c)\b|command and control", "malicious-code/c2-server", "high"),
+    (r"\b(ek|exploit kit)\b", "malicious-code/malware-distribution", "high"),
+    (r"eternalblue|doublepulsar|ms08-067", "intrusion-attempts/ids-alert", "high"),
+    (r"attack_response", "intrusions/system-compromise", "high"),
+    (r"lateral movement", "intrusions/system-compromise", "high"),
+    (r"coin-?hive|miner\b|mining", "fraud/unauthorised-use-of-resources", None),
+    (r"poodle|freak|weak export|sslv3", "vulnerable/weak-crypto", None),
+    (r"cve-\d{4}-\d+", "intrusion-attempts/ids-alert", None),
+)
+
+# Emerging Threats and GPL rule families (the signature's first words): the fallback when neither a signature
+# above nor alert.category says more. The longest matching prefix wins.
+EVE_FAMILIES = {
+    "et trojan": "malicious-code/infected-system",
+    "et malware": "malicious-code/infected-system",
+    "et worm": "malicious-code/infected-system",
+    "et mobile_malware": "malicious-code/infected-system",
+    "et cnc": "malicious-code/c2-server",
+    "et exploit": "intrusion-attempts/exploit",
+    "gpl exploit": "intrusion-attempts/exploit",
+    "et netbios": "intrusion-attempts/exploit",
+    "et web_server": "intrusion-attempts/exploit",
+    "gpl web_server": "intrusion-attempts/exploit",
+    "et web_specific_apps": "intrusion-attempts/exploit",
+    "et web_client": "malicious-code/malware-distribution",
+    "et current_events": "malicious-code/malware-distribution",
+    "et scan": "information-gathering/scanner",
+    "gpl scan": "information-gathering/scanner",
+    "et dos": "availability/dos",
+    "gpl dos": "availability/dos",
+    "et attack_response": "intrusions/system-compromise",
+    "gpl attack_response": "intrusions/system-compromise",
+    # Policy, chat, file sharing and Tor rules see agency hosts used against the agency's rules of use.
+    "et policy": "fraud/unauthorised-use-of-resources",
+    "et chat": "fraud/unauthorised-use-of-resources",
+    "gpl chat": "fraud/unauthorised-use-of-resources",
+    "et p2p": "fraud/unauthorised-use-of-resources",
+    "et games": "fraud/unauthorised-use-of-resources",
+    "et tor": "fraud/unauthorised-use-of-resources",
+    "et dns": "malicious-code/infected-system",
+    "et snmp": "information-content-security/unauthorised-information-access",
+}
+
 # Wazuh rule groups, tried in this order.
 WAZUH_GROUPS = {
     "malware": "malicious-code/infected-system",
@@ -86,12 +140,42 @@ def _rsit_values(value: dict[str, str]) -> dict[str, str]:
     return {k.lower(): v for k, v in value.items()}
 
 
+class SignatureRule(_Section):
+    """Alerts whose signature matches ``pattern`` (a regular expression, any case) get this category and severity."""
+
+    pattern: str
+    category: str
+    severity: str | None = None  # unset: alert.severity decides
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"{value!r} is not a regular expression: {exc}") from None
+        return value
+
+    @field_validator("category")
+    @classmethod
+    def _rsit(cls, value: str) -> str:
+        if value not in rsit_categories():
+            raise ValueError(f"{value!r} is not an RSIT class/type")
+        return value
+
+
+def _default_signatures() -> tuple[SignatureRule, ...]:
+    return tuple(SignatureRule(pattern=p, category=c, severity=s) for p, c, s in EVE_SIGNATURES)
+
+
 class EveMapping(_Section):
     severities: dict[str, str] = Field(default_factory=lambda: {"1": "high", "2": "medium", "3": "low"})
     default_severity: str = "low"
+    signatures: tuple[SignatureRule, ...] = Field(default_factory=_default_signatures)
     categories: dict[str, str] = Field(default_factory=lambda: dict(EVE_CATEGORIES))
+    families: dict[str, str] = Field(default_factory=lambda: dict(EVE_FAMILIES))
 
-    _check_categories = field_validator("categories")(_rsit_values)
+    _check_categories = field_validator("categories", "families")(_rsit_values)
 
 
 class WazuhMapping(_Section):
@@ -145,6 +229,7 @@ class IngestMapping(_Section):
         used = {
             **{f"eve.severities.{k}": v for k, v in self.eve.severities.items()},
             "eve.default_severity": self.eve.default_severity,
+            **{f"eve.signatures[{i}]": r.severity for i, r in enumerate(self.eve.signatures) if r.severity},
             **{f"wazuh.levels.{k}": k for k in self.wazuh.levels},
             **{f"alertmanager.severities.{k}": v for k, v in self.alertmanager.severities.items()},
             "alertmanager.default_severity": self.alertmanager.default_severity,

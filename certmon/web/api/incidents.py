@@ -13,6 +13,7 @@ from certmon.core.sla import SLA_STATES
 from certmon.store import bulk, incidents
 from certmon.telemetry.registry import source_label
 from certmon.web import appkeys
+from certmon.web.api import idempotency
 from certmon.web.api.common import (
     Api,
     Param,
@@ -57,15 +58,17 @@ def _count(request: web.Request, source: str, accepted: int = 0, **rejected: int
 @api.operation(
     "POST",
     "/api/v1/incidents",
-    summary="Record an incident (idempotent on source + external_id)",
+    summary="Record an incident (idempotent on source + external_id, or on an Idempotency-Key)",
     roles=WRITERS,
     body=IncidentIn,
     response=IncidentOut,
     status=201,
+    params=(idempotency.PARAM,),
     responses={
         200: "the same incident was recorded before",
-        409: "the key exists with a different body",
-        422: "a field is invalid",
+        409: "the key exists with a different body, or a request with the same Idempotency-Key is still being "
+        "processed (retry after Retry-After seconds)",
+        422: idempotency.RESPONSES[422],
     },
 )
 async def create_incident(request: web.Request) -> web.Response:
@@ -77,17 +80,21 @@ async def create_incident(request: web.Request) -> web.Response:
         data = await read_model(request, IncidentIn)
         source = data.source
         async with connection(request) as conn:
-            q = app[appkeys.QUERIES]
-            row, created, clocks = await incidents.create(conn, q, policy, data, caller.name)
+
+            async def record() -> web.Response:
+                row, created, clocks = await incidents.create(conn, app[appkeys.QUERIES], policy, data, caller.name)
+                _count(request, source, accepted=int(created))
+                body = incidents.to_json(row, policy, now(request), clocks=clocks)
+                return json_response(body, status=201 if created else 200)
+
+            # An incident without external_id has no key of its own: a retry would record it twice without one.
+            return await idempotency.once(request, conn, record)
     except (Invalid, BadRequest):
         _count(request, source, invalid=1)
         raise
     except Conflict:
         _count(request, source, conflict=1)
         raise
-    _count(request, source, accepted=int(created))
-    body = incidents.to_json(row, policy, now(request), clocks=clocks)
-    return json_response(body, status=201 if created else 200)
 
 
 @api.operation(
@@ -141,11 +148,12 @@ async def get_incident(request: web.Request) -> web.Response:
     body=EventIn,
     response=IncidentOut,
     status=201,
-    params=(ID,),
+    params=(ID, idempotency.PARAM),
     responses={
         403: "an agency's token may record only its side",
-        409: "the milestone is recorded already, or the pause is not open",
-        422: "a field is invalid",
+        409: "the milestone is recorded already, or the pause is not open; or a request with the same "
+        "Idempotency-Key is still being processed (retry after Retry-After seconds)",
+        422: idempotency.RESPONSES[422],
     },
 )
 async def add_event(request: web.Request) -> web.Response:
@@ -157,10 +165,15 @@ async def add_event(request: web.Request) -> web.Response:
     policy = app[appkeys.POLICY]
     instant = now(request)
     async with connection(request) as conn:
-        row = await incidents.add_event(conn, q, policy, target, event, caller.name, instant, agency=caller.scope(None))
-        timeline = await conn.fetch(q["incident_events"], row["id"])
-        clocks = (await incidents.clocks_for(conn, q, [row["id"]]))[row["id"]]
-    return json_response(incidents.to_json(row, policy, instant, timeline, clocks), status=201)
+
+        async def record() -> web.Response:
+            agency = caller.scope(None)
+            row = await incidents.add_event(conn, q, policy, target, event, caller.name, instant, agency=agency)
+            timeline = await conn.fetch(q["incident_events"], row["id"])
+            clocks = (await incidents.clocks_for(conn, q, [row["id"]]))[row["id"]]
+            return json_response(incidents.to_json(row, policy, instant, timeline, clocks), status=201)
+
+        return await idempotency.once(request, conn, record)
 
 
 LIST_PARAMS = (

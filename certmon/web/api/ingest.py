@@ -9,14 +9,24 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from certmon.core.access import READ_ALL
-from certmon.core.errors import Invalid
+from certmon.core.errors import Forbidden, Invalid
 from certmon.core.sources import eve, wazuh
 from certmon.core.sources.mapping import IngestMapping
 from certmon.core.sources.records import CHUNK_BYTES
 from certmon.store import alertmanager
 from certmon.store.grouping import Convert, Pipeline
 from certmon.web import appkeys
-from certmon.web.api.common import Api, Param, connection, json_response, page_limit, principal, query, read_model
+from certmon.web.api.common import (
+    Api,
+    Param,
+    connection,
+    json_response,
+    now,
+    page_limit,
+    principal,
+    query,
+    read_model,
+)
 
 api = Api()
 WRITERS = ("admin", "analyst")
@@ -75,9 +85,26 @@ async def alertmanager_webhook(request: web.Request) -> web.Response:
     return json_response(result.as_json())
 
 
+HISTORY = Param(
+    "history",
+    "true: old alerts, imported as history (admin only): their clocks past due are closed as misses, so they count in "
+    "their months' figures but are never open, queued, swept or notified",
+    {"type": "boolean"},
+)
+
+
+def boolean(raw: str) -> bool:
+    if raw not in ("true", "false"):
+        raise ValueError("must be true or false")
+    return raw == "true"
+
+
 async def _stream(request: web.Request, source: str, convert: Convert, m: IngestMapping) -> web.Response:
     caller = principal(request)
     app = request.app
+    history = query(request, "history", boolean) or False
+    if history and caller.role != "admin":
+        raise Forbidden("only an admin's token may import history (history=true)")
     async with connection(request) as conn:
         pipeline = Pipeline(
             conn,
@@ -88,6 +115,7 @@ async def _stream(request: web.Request, source: str, convert: Convert, m: Ingest
             window=m.window,
             actor=caller.name,
             remember=m.remember,
+            history_at=now(request) if history else None,
         )
         try:
             async for chunk in request.content.iter_chunked(CHUNK_BYTES):
@@ -99,7 +127,10 @@ async def _stream(request: web.Request, source: str, convert: Convert, m: Ingest
     return json_response(outcome.as_json())
 
 
-STREAM_RESPONSES = {200: "every record is accounted for: incidents, duplicates, unmatched, skipped or rejected"}
+STREAM_RESPONSES = {
+    200: "every record is accounted for: incidents, duplicates, unmatched, skipped or rejected",
+    403: "outside the token's role, or history=true from a token that is not an admin's",
+}
 
 
 @api.operation(
@@ -109,6 +140,7 @@ STREAM_RESPONSES = {200: "every record is accounted for: incidents, duplicates, 
     roles=WRITERS,
     body_media="application/x-ndjson",
     response=IngestResult,
+    params=(HISTORY,),
     responses=STREAM_RESPONSES,
 )
 async def ingest_eve(request: web.Request) -> web.Response:
@@ -123,6 +155,7 @@ async def ingest_eve(request: web.Request) -> web.Response:
     roles=WRITERS,
     body_media="application/x-ndjson",
     response=IngestResult,
+    params=(HISTORY,),
     responses=STREAM_RESPONSES,
 )
 async def ingest_wazuh(request: web.Request) -> web.Response:

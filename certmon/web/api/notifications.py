@@ -8,6 +8,7 @@ from certmon.core.errors import BadGateway, Conflict
 from certmon.core.models import NotificationIn, NotificationOut
 from certmon.notify import flow
 from certmon.web import appkeys
+from certmon.web.api import idempotency
 from certmon.web.api.common import Api, connection, json_response, principal, read_model
 from certmon.web.api.incidents import ID, incident_id
 
@@ -22,11 +23,13 @@ api = Api()
     body=NotificationIn,
     response=NotificationOut,
     status=201,
-    params=(ID,),
+    params=(ID, idempotency.PARAM),
     responses={
         200: "sent on this channel before, and no resend asked for: the earlier notification",
-        409: "a send on this channel is in progress",
-        422: "the agency has nobody to reach on this channel (the field is channel)",
+        409: "a send on this channel is in progress, or a request with the same Idempotency-Key is (retry after "
+        "Retry-After seconds)",
+        422: "the agency has nobody to reach on this channel (the field is channel), or the Idempotency-Key is "
+        "already used for a different request",
         502: "the mail server or the webhook refused or did not answer; a notification_failed event records it",
     },
 )
@@ -35,27 +38,33 @@ async def notify_incident(request: web.Request) -> web.Response:
     body = await read_model(request, NotificationIn)
     app = request.app
     metrics = app[appkeys.METRICS]
+    target = incident_id(request)
     async with connection(request) as conn:
-        try:
-            outcome = await flow.notify(
-                conn,
-                app[appkeys.QUERIES],
-                app[appkeys.POLICY],
-                app[appkeys.SETTINGS],
-                app[appkeys.HTTP_CLIENT],
-                incident_id(request),
-                body.channel,
-                caller.name,
-                app[appkeys.CLOCK],
-                resend=body.resend,
-            )
-        except Conflict:
-            metrics.count_notification(body.channel, "duplicate")
-            raise
-    metrics.count_notification(outcome.channel, outcome.kind)
-    notification = outcome.notification
-    if outcome.kind == "failed":
-        raise BadGateway(
-            f"the {body.channel} notification was not accepted: {notification['response']}", notification=notification
-        )
-    return json_response(notification, status=201 if outcome.kind == "sent" else 200)
+
+        async def send() -> web.Response:
+            try:
+                outcome = await flow.notify(
+                    conn,
+                    app[appkeys.QUERIES],
+                    app[appkeys.POLICY],
+                    app[appkeys.SETTINGS],
+                    app[appkeys.HTTP_CLIENT],
+                    target,
+                    body.channel,
+                    caller.name,
+                    app[appkeys.CLOCK],
+                    resend=body.resend,
+                )
+            except Conflict:
+                metrics.count_notification(body.channel, "duplicate")
+                raise
+            metrics.count_notification(outcome.channel, outcome.kind)
+            notification = outcome.notification
+            if outcome.kind == "failed":
+                raise BadGateway(
+                    f"the {body.channel} notification was not accepted: {notification['response']}",
+                    notification=notification,
+                )
+            return json_response(notification, status=201 if outcome.kind == "sent" else 200)
+
+        return await idempotency.once(request, conn, send, atomic=False)
