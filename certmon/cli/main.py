@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import asyncpg
 
-from certmon.cli import csv_import, exports, ingest, logs, notify, queue, reports, serve, surveys, tokens
+from certmon.cli import consume, csv_import, exports, ingest, logs, notify, queue, reports, serve, surveys, tokens
 from certmon.cli.common import Command, CommandGroup
 from certmon.core.access import default_token_name
 from certmon.core.errors import CertmonError
@@ -32,6 +32,7 @@ def command_groups() -> tuple[CommandGroup, ...]:
         csv_import.add_commands,
         notify.add_commands,
         queue.add_commands,
+        consume.add_commands,
     )
 
 
