@@ -63,18 +63,17 @@ class Consumer:
 
     async def run(self, stop: asyncio.Event) -> None:
         lag = asyncio.ensure_future(self._watch_lag(stop))
+        # The next batch is fetched while the one in hand is stored: the broker's client and the database then
+        # work at the same time rather than in turn.
+        ahead: asyncio.Future[Sequence[Message]] | None = None
         try:
-            while not stop.is_set():
-                try:
-                    messages = await self.broker.fetch(self.batch, FETCH_SECONDS)
-                except Exception as exc:  # the broker is reconnecting: try again shortly
-                    self.broker_up = False
-                    log.warning("fetch failed", error=f"{type(exc).__name__}: {exc}")
-                    await _wait(stop, 1.0)
-                    continue
-                self.broker_up = True
+            while ahead is not None or not stop.is_set():
+                messages = await (ahead or self._fetch(stop))
+                ahead = None
                 if not messages:
                     continue
+                if not stop.is_set():
+                    ahead = asyncio.ensure_future(self._fetch(stop))
                 started = time.perf_counter()
                 try:
                     await self.handle(messages, stop)
@@ -83,10 +82,23 @@ class Consumer:
                     log.warning("acknowledging failed", error=f"{type(exc).__name__}: {exc}")
                 self.metrics.batch_seconds.observe(time.perf_counter() - started)
         finally:
-            lag.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await lag
+            for task in (lag, ahead):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
         log.info("consumer stopped")
+
+    async def _fetch(self, stop: asyncio.Event) -> Sequence[Message]:
+        try:
+            messages = await self.broker.fetch(self.batch, FETCH_SECONDS)
+        except Exception as exc:  # the broker is reconnecting: try again shortly
+            self.broker_up = False
+            log.warning("fetch failed", error=f"{type(exc).__name__}: {exc}")
+            await _wait(stop, 1.0)
+            return []
+        self.broker_up = True
+        return messages
 
     async def handle(self, messages: Sequence[Message], stop: asyncio.Event) -> None:
         """Store, then settle, one fetched batch: acknowledged, dead-lettered, or handed back."""
