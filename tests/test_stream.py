@@ -274,6 +274,7 @@ async def test_messages_that_can_never_be_stored_are_dead_lettered_with_a_reason
     assert any(body == b"{not json" for _, _, body in dead)
     port = bus.settings.consume_port
     assert await metric(port, 'certmon_stream_messages_total{kind="incidents",outcome="dead_lettered"}') == 4
+    assert await metric(port, 'certmon_stream_messages_total{kind="other",outcome="dead_lettered"}') == 1
     assert await metric(port, 'certmon_incidents_rejected_total{reason="conflict",source="stream"}') == 1
 
 

@@ -171,7 +171,13 @@ class Consumer:
         await _wait(stop, self.retry_seconds)
 
     async def _watch_lag(self, stop: asyncio.Event) -> None:
+        """The lag, read from the broker; and whether the database is back, when it was down and nothing came."""
         while not stop.is_set():
+            if not self.database_up:
+                with contextlib.suppress(*TRANSIENT):
+                    async with db.connection(self.pool, self.db_timeout) as conn:
+                        await conn.fetchval("SELECT 1")
+                    self.database_up = True
             try:
                 pending, ack_pending = await self.broker.lag()
             except Exception as exc:

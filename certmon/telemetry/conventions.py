@@ -47,6 +47,7 @@ STREAM_LABELS = ("stream", "consumer")
 STREAM_MESSAGES = "certmon_stream_messages"
 STREAM_MESSAGES_LABELS = ("kind", "outcome")
 STREAM_KINDS = ("incidents", "eve", "wazuh", "alertmanager")
+OTHER_KIND = "other"  # a message on a subject no source has
 # stored: written and acknowledged; dead_lettered: can never be stored, moved aside; retried: handed back (outage)
 STREAM_OUTCOMES = ("stored", "dead_lettered", "retried")
 STREAM_BATCH_SECONDS = "certmon_stream_batch_duration_seconds"

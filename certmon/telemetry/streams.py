@@ -16,6 +16,7 @@ from certmon.telemetry.conventions import (
     BUILD_INFO,
     INCIDENTS_INGESTED,
     INCIDENTS_REJECTED,
+    OTHER_KIND,
     REQUEST_BUCKETS,
     STREAM_ACK_PENDING,
     STREAM_BATCH_SECONDS,
@@ -72,8 +73,9 @@ class StreamMetrics:
                 self.messages.labels(kind=kind, outcome=outcome)
 
     def count(self, kind: str, outcome: str, amount: int = 1) -> None:
+        """Messages of a kind; a subject no source has counts as ``other``, so that the label stays bounded."""
         if amount:
-            self.messages.labels(kind=kind, outcome=outcome).inc(amount)
+            self.messages.labels(kind=kind if kind in STREAM_KINDS else OTHER_KIND, outcome=outcome).inc(amount)
 
     def count_imported(self, source: str, created: int, unmatched: int, rejected: Mapping[str, int]) -> None:
         """As the service counts an import: its incidents, alerts matching no agency, records refused by reason."""
