@@ -115,12 +115,15 @@ class Consumer:
         await self._settle(messages, stored)
 
     async def _store(self, messages: Sequence[Message]) -> Stored:
-        async with db.connection(self.pool, self.db_timeout) as conn:
+        async with (
+            db.connection(self.pool, self.db_timeout) as conn,
+            db.connection(self.pool, self.db_timeout) as lookup,
+        ):
             try:
-                return await self.storer.store(conn, messages)
+                return await self.storer.store(conn, lookup, messages)
             except RACES as exc:
                 log.info("batch met a concurrent writer; storing it again", error=type(exc).__name__)
-                return await self.storer.store(conn, messages)
+                return await self.storer.store(conn, lookup, messages)
 
     async def _one_by_one(self, messages: Sequence[Message], stop: asyncio.Event) -> None:
         """Each message alone, so that the one the database refuses is dead-lettered and the others stored."""

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import multiprocessing
 import signal
 import time
+from concurrent.futures import Executor, ProcessPoolExecutor
 
 import asyncpg
 import structlog
@@ -19,7 +21,7 @@ from aiohttp import web
 from certmon.core.policy import Policy
 from certmon.core.settings import Settings
 from certmon.core.sources.mapping import IngestMapping
-from certmon.store import db, migrations
+from certmon.store import bulk, db, migrations
 from certmon.stream.consumer import Consumer
 from certmon.stream.jetstream import JetStream
 from certmon.stream.storing import Storer
@@ -28,7 +30,7 @@ from certmon.telemetry.streams import StreamMetrics
 log = structlog.get_logger("certmon.stream")
 
 STARTUP_WAIT_SECONDS = 60.0  # the database may start after the consumer, as in compose
-POOL_SIZE = 2  # one batch at a time; the second connection serves the bulk store's key lookups
+POOL_SIZE = 3  # one batch at a time, its key lookups on a second connection, and the health probe
 
 
 def actor_of(settings: Settings) -> str:
@@ -58,8 +60,9 @@ async def run(settings: Settings, policy: Policy, mapping: IngestMapping, stop: 
         pool = await db.create_pool(url, min_size=1, max_size=POOL_SIZE, timeout=settings.db_timeout_seconds)
         try:
             broker = await JetStream.connect(settings)
+            executor = await _parser(settings, policy)
             try:
-                storer = Storer(db.Queries.load(), policy, mapping, actor_of(settings))
+                storer = Storer(db.Queries.load(), policy, mapping, actor_of(settings), executor)
                 consumer = Consumer(
                     broker, pool, storer, metrics, batch=settings.consume_batch, db_timeout=settings.db_timeout_seconds
                 )
@@ -69,9 +72,21 @@ async def run(settings: Settings, policy: Policy, mapping: IngestMapping, stop: 
                 finally:
                     await runner.cleanup()
             finally:
+                if executor is not None:
+                    executor.shutdown(wait=True, cancel_futures=True)
                 await broker.close()
         finally:
             await pool.close()
+
+
+async def _parser(settings: Settings, policy: Policy) -> Executor | None:
+    """Worker processes that validate incidents and compute their clocks, as for bulk bodies (CERTMON_PARSE_WORKERS):
+    the consumer then fetches and writes while they work."""
+    if settings.parse_workers == 0:
+        return None
+    executor = ProcessPoolExecutor(max_workers=settings.parse_workers, mp_context=multiprocessing.get_context("spawn"))
+    await asyncio.get_running_loop().run_in_executor(executor, bulk.parse_chunk, policy, frozenset(), "warm-up", b"", 1)
+    return executor
 
 
 async def _prepare(url: str, settings: Settings, stop: asyncio.Event) -> bool:

@@ -11,21 +11,20 @@ from __future__ import annotations
 import hashlib
 from collections import Counter, defaultdict
 from collections.abc import Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
 import asyncpg
 import orjson
 from pydantic import ValidationError
 
-from certmon.core.clocks import Clocks
 from certmon.core.errors import CertmonError
-from certmon.core.models import IncidentIn
 from certmon.core.nesting import nesting_error, too_deep
 from certmon.core.policy import Policy
 from certmon.core.sources import eve, wazuh
 from certmon.core.sources.mapping import IngestMapping
 from certmon.store import alertmanager, bulk
-from certmon.store.bulk import BulkOutcome, describe
+from certmon.store.bulk import describe
 from certmon.store.db import Queries
 from certmon.store.grouping import Convert, Pipeline
 from certmon.stream.broker import KINDS, Message
@@ -67,16 +66,21 @@ def one_line(data: bytes) -> bytes:
 
 
 class Storer:
-    def __init__(self, q: Queries, policy: Policy, mapping: IngestMapping, actor: str) -> None:
+    def __init__(
+        self, q: Queries, policy: Policy, mapping: IngestMapping, actor: str, executor: Executor | None = None
+    ) -> None:
         self.q, self.policy, self.mapping, self.actor = q, policy, mapping, actor
-        self._clocks = Clocks.of(policy)
+        self.executor = executor
         self._converters: dict[str, tuple[str, Convert]] = {
             "eve": (eve.SOURCE, eve.converter(mapping.eve)),
             "wazuh": (wazuh.SOURCE, lambda record: wazuh.to_alert(record, mapping.wazuh)),
         }
 
-    async def store(self, conn: asyncpg.Connection, messages: Sequence[Message]) -> Stored:
-        """Write the messages in one transaction; a database error raises, and then nothing is written."""
+    async def store(self, conn: asyncpg.Connection, lookup: asyncpg.Connection, messages: Sequence[Message]) -> Stored:
+        """Write the messages in one transaction; a database error raises, and then nothing is written.
+
+        ``lookup``, a second connection, answers which incident keys are stored already while ``conn`` copies.
+        """
         result = Stored()
         by_kind: dict[str, list[int]] = defaultdict(list)
         for index, message in enumerate(messages):
@@ -88,7 +92,7 @@ class Storer:
             # Always in this order: the alert sources take their ingest locks in it, so that two replicas writing
             # batches of both never wait for each other in a cycle.
             if by_kind["incidents"]:
-                await self._incidents(conn, messages, by_kind["incidents"], result)
+                await self._incidents(conn, lookup, messages, by_kind["incidents"], result)
             for kind in ("eve", "wazuh"):
                 if by_kind[kind]:
                     await self._alerts(conn, kind, messages, by_kind[kind], result)
@@ -96,41 +100,52 @@ class Storer:
                 await self._alertmanager(conn, messages[index], index, result)
         return result
 
-    def _incident(self, message: Message, agencies: set[str]) -> IncidentIn:
-        """The message as ``POST /api/v1/incidents`` would take it, with the same checks."""
-        if len(message.data) > MAX_INCIDENT_BYTES:
+    def _incident_line(self, message: Message) -> bytes:
+        """The message as a line of a bulk body, keyed by the message when it carries no external_id.
+
+        Validation itself is ``POST /api/v1/incidents``'s, done by the bulk path (``bulk.ingest``).
+        """
+        data = message.data
+        if len(data) > MAX_INCIDENT_BYTES:
             raise CertmonError(f"body larger than {MAX_INCIDENT_BYTES} bytes")
-        if too_deep(message.data):
+        if too_deep(data):
             raise nesting_error()
-        data = IncidentIn.model_validate_json(message.data)
-        if data.agency not in agencies:
-            raise CertmonError(f"agency: unknown agency {data.agency!r}")
-        if data.external_id is None:
-            data = data.model_copy(update={"external_id": message_external_id(message.key)})
-        return data
+        try:
+            body = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise CertmonError(f"body is not valid JSON: {exc}") from None
+        if isinstance(body, dict) and body.get("external_id") is None:
+            body["external_id"] = message_external_id(message.key)
+            return orjson.dumps(body)
+        return orjson.dumps(body) if b"\n" in data else data  # one message, one line
 
     async def _incidents(
-        self, conn: asyncpg.Connection, messages: Sequence[Message], indexes: list[int], result: Stored
+        self,
+        conn: asyncpg.Connection,
+        lookup: asyncpg.Connection,
+        messages: Sequence[Message],
+        indexes: list[int],
+        result: Stored,
     ) -> None:
         agencies = {r["code"] for r in await conn.fetch(self.q["agency_codes"])}
-        rows = []
         refused = result.rejected[INCIDENTS_SOURCE]
+        fed: list[int] = []
+        lines = []
         for index in indexes:
             try:
-                data = self._incident(messages[index], agencies)
-                rows.append((index, *self._clocks.insert_args(data, self.actor)))
-            except ValidationError as exc:
-                result.dead[index] = describe(exc)
-                refused["invalid"] += 1
+                lines.append(self._incident_line(messages[index]))
+                fed.append(index)
             except CertmonError as exc:
                 result.dead[index] = exc.detail
                 refused["invalid"] += 1
-        outcome = BulkOutcome()
-        if rows:
-            await bulk.store(conn, self.q, rows, outcome)
-        for entry in outcome.rejected:  # the key is taken by another body
-            result.dead[int(entry["line"])] = str(entry["error"])
-            refused["conflict"] += 1
+        if not lines:
+            return
+        # Validated in the worker processes when there are some, and COPYed as the bulk route does.
+        outcome = await bulk.ingest(conn, lookup, self.q, self.policy, agencies, self.actor, lines, self.executor)
+        for entry in outcome.rejected:
+            error = str(entry["error"])
+            result.dead[fed[int(entry["line"]) - 1]] = error
+            refused["conflict" if error.startswith("conflict:") else "invalid"] += 1
         result.created[INCIDENTS_SOURCE] += outcome.accepted
 
     async def _alerts(
