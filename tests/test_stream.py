@@ -24,6 +24,8 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import asyncpg
+import nats
+import nats.js.errors
 import pytest
 from test_ingest import NETWORKS, expected_groups, sample
 from test_ingest_cli import with_networks
@@ -35,8 +37,6 @@ from certmon.store import db
 from certmon.stream import service
 from certmon.stream.jetstream import REASON_HEADER, SUBJECT_HEADER, JetStream
 from certmon.stream.storing import Storer
-
-nats = pytest.importorskip("nats")
 
 NATS_URL = "nats://127.0.0.1:4222"
 DETECTED = datetime(2024, 6, 1, 2, 0, tzinfo=UTC)
