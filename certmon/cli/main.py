@@ -9,7 +9,20 @@ from collections.abc import Sequence
 
 import asyncpg
 
-from certmon.cli import audit, csv_import, exports, ingest, logs, notify, queue, reports, serve, surveys, tokens
+from certmon.cli import (
+    audit,
+    consume,
+    csv_import,
+    exports,
+    ingest,
+    logs,
+    notify,
+    queue,
+    reports,
+    serve,
+    surveys,
+    tokens,
+)
 from certmon.cli.common import Command, CommandGroup
 from certmon.core.access import default_token_name
 from certmon.core.errors import CertmonError
@@ -33,6 +46,7 @@ def command_groups() -> tuple[CommandGroup, ...]:
         notify.add_commands,
         queue.add_commands,
         audit.add_commands,
+        consume.add_commands,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,6 +105,13 @@ class Settings:
     trust_proxy: bool = False  # believe X-Forwarded-Proto: only behind a proxy that sets it itself
     console_refresh_seconds: float = 10.0  # how often the queue page asks for changes; at most 15
     idempotency_key_hours: float = 24.0  # how long the first answer to an Idempotency-Key is replayed
+    nats_url: str = field(default="nats://127.0.0.1:4222", repr=False)  # may carry a token or password
+    nats_stream: str = "CERTMON"
+    nats_subjects: str = "certmon"  # the stream holds <subjects>.>; sensors publish to <subjects>.incidents ...
+    nats_consumer: str = "certmon"  # the durable consumer every `certmon consume` replica shares
+    nats_ack_wait_seconds: float = 30.0  # a message unacknowledged this long goes to another replica
+    consume_batch: int = 500  # messages fetched, stored in one transaction, then acknowledged
+    consume_port: int = 9108  # `certmon consume` answers /metrics and /healthz here (on CERTMON_HOST)
 
     @property
     def effective_signing_key_path(self) -> Path:
@@ -216,6 +224,23 @@ class Settings:
                 raise ValueError("must be more than 0 and at most 15 seconds")
             return value
 
+        def nats_url(raw: str) -> str:
+            if not raw.startswith(("nats://", "tls://")):
+                raise ValueError("must be a nats:// or tls:// URL")
+            return raw
+
+        def nats_name(raw: str) -> str:
+            # JetStream names and subject tokens: no dots, wildcards or spaces
+            if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", raw):
+                raise ValueError("must be 1-64 letters, digits, _ or -")
+            return raw
+
+        def batch(raw: str) -> int:
+            value = int(raw)
+            if not 1 <= value <= 1000:
+                raise ValueError("must be 1-1000")
+            return value
+
         pool_max = get("DB_POOL_MAX", positive(int), 10)
         smtp = env.get("CERTMON_SMTP_URL") or None
         if smtp is not None:
@@ -257,4 +282,11 @@ class Settings:
             trust_proxy=get("TRUST_PROXY", boolean, False),
             console_refresh_seconds=get("CONSOLE_REFRESH_SECONDS", refresh, 10.0),
             idempotency_key_hours=get("IDEMPOTENCY_KEY_HOURS", positive(float), 24.0),
+            nats_url=get("NATS_URL", nats_url, "nats://127.0.0.1:4222"),
+            nats_stream=get("NATS_STREAM", nats_name, "CERTMON"),
+            nats_subjects=get("NATS_SUBJECTS", nats_name, "certmon"),
+            nats_consumer=get("NATS_CONSUMER", nats_name, "certmon"),
+            nats_ack_wait_seconds=get("NATS_ACK_WAIT_SECONDS", positive(float), 30.0),
+            consume_batch=get("CONSUME_BATCH", batch, 500),
+            consume_port=get("CONSUME_PORT", port, 9108),
         )

@@ -21,7 +21,7 @@ DELAY_BUCKETS = (
 # Request latency buckets in seconds: the API answers in milliseconds; a second is already an incident.
 REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 # Incidents' `source` is free text from the sender; labels stay bounded by folding unknown ones into "other".
-KNOWN_SOURCES = frozenset({"api", "bulk", "demo", "alertmanager", "suricata", "wazuh", "csv"})
+KNOWN_SOURCES = frozenset({"api", "bulk", "demo", "alertmanager", "suricata", "wazuh", "csv", "stream"})
 OTHER_SOURCE = "other"
 REJECT_REASONS = ("invalid", "conflict")  # pre-initialised for the API's own sources
 DATABASE_FAILURE = "database"  # the failure label of a refresh that could not reach the database at all
@@ -39,6 +39,18 @@ NOTIFICATION_LABELS = ("channel", "outcome")
 NOTIFICATION_CHANNELS = ("email", "webhook")
 # sent: a server accepted it; failed: refused or unanswered (502); duplicate: sent before or in progress (200, 409)
 NOTIFICATION_OUTCOMES = ("sent", "failed", "duplicate")
+
+# Per-process metrics of `certmon consume` (certmon.telemetry.streams)
+STREAM_PENDING = "certmon_stream_pending_messages"
+STREAM_ACK_PENDING = "certmon_stream_ack_pending_messages"
+STREAM_LABELS = ("stream", "consumer")
+STREAM_MESSAGES = "certmon_stream_messages"
+STREAM_MESSAGES_LABELS = ("kind", "outcome")
+STREAM_KINDS = ("incidents", "eve", "wazuh", "alertmanager")
+OTHER_KIND = "other"  # a message on a subject no source has
+# stored: written and acknowledged; dead_lettered: can never be stored, moved aside; retried: handed back (outage)
+STREAM_OUTCOMES = ("stored", "dead_lettered", "retried")
+STREAM_BATCH_SECONDS = "certmon_stream_batch_duration_seconds"
 
 # Database-derived gauges (certmon.telemetry.parts). Every SLA family carries `objective`: one of the policy's
 # objective names, at most MAX_OBJECTIVES (12) of them, so the label stays bounded.
