@@ -16,7 +16,17 @@ from certmon.core.sources.records import CHUNK_BYTES
 from certmon.store import alertmanager
 from certmon.store.grouping import Convert, Pipeline
 from certmon.web import appkeys
-from certmon.web.api.common import Api, Param, connection, json_response, page_limit, principal, query, read_model
+from certmon.web.api.common import (
+    LIMIT_SCHEMA,
+    Api,
+    Param,
+    connection,
+    json_response,
+    page_limit,
+    principal,
+    query,
+    read_model,
+)
 
 api = Api()
 WRITERS = ("admin", "analyst")
@@ -100,6 +110,9 @@ async def _stream(request: web.Request, source: str, convert: Convert, m: Ingest
 
 
 STREAM_RESPONSES = {200: "every record is accounted for: incidents, duplicates, unmatched, skipped or rejected"}
+STREAM_MEDIA = ("application/x-ndjson", "application/json")
+# Records as the sensor writes them; one that is not an alert is counted as skipped or rejected, not refused.
+RECORDS = {"type": "array", "items": {"type": "object"}}
 
 
 @api.operation(
@@ -107,7 +120,9 @@ STREAM_RESPONSES = {200: "every record is accounted for: incidents, duplicates, 
     "/api/v1/ingest/eve",
     summary="Suricata EVE alerts, NDJSON as eve-log writes them or a JSON array; streamed, any size",
     roles=WRITERS,
-    body_media="application/x-ndjson",
+    body_media=STREAM_MEDIA,
+    body_schema=RECORDS,
+    streamed=True,
     response=IngestResult,
     responses=STREAM_RESPONSES,
 )
@@ -121,7 +136,9 @@ async def ingest_eve(request: web.Request) -> web.Response:
     "/api/v1/ingest/wazuh",
     summary="Wazuh alerts, one JSON object a line as in alerts.json (or a JSON array); streamed, any size",
     roles=WRITERS,
-    body_media="application/x-ndjson",
+    body_media=STREAM_MEDIA,
+    body_schema=RECORDS,
+    streamed=True,
     response=IngestResult,
     responses=STREAM_RESPONSES,
 )
@@ -137,8 +154,8 @@ async def ingest_wazuh(request: web.Request) -> web.Response:
     roles=READ_ALL,
     response=UnmatchedReport,
     params=(
-        Param("source", "suricata, wazuh or alertmanager"),
-        Param("limit", "samples, 1-1000 (default 100)", {"type": "integer"}),
+        Param("source", "suricata, wazuh or alertmanager", {"enum": [eve.SOURCE, wazuh.SOURCE, alertmanager.SOURCE]}),
+        Param("limit", "samples, 1-1000 (default 100)", LIMIT_SCHEMA),
     ),
 )
 async def unmatched(request: web.Request) -> web.Response:
