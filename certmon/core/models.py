@@ -17,6 +17,7 @@ from pydantic import (
     ConfigDict,
     EmailStr,
     Field,
+    WithJsonSchema,
     model_validator,
 )
 
@@ -106,15 +107,60 @@ def _rfc3339_text(value: Any) -> Any:
     return value
 
 
+# What the OpenAPI document promises of the values a client sends. Patterns cannot follow every rule a check
+# applies (a day past the month's end, a period's end before its start, a time in the future): those are 422s.
+YEAR_1970 = r"(?:19[7-9][0-9]|[2-9][0-9]{3})"  # times and periods before 1970 hold no incident
+MONTH_1970 = rf"{YEAR_1970}-(?:0[1-9]|1[0-2])"
+_DAY_1970 = rf"{MONTH_1970}-(?:0[1-9]|[12][0-9]|3[01])"
+_CLOCK = r"(?:[01][0-9]|2[0-3]):[0-5][0-9]"
+RFC3339_1970 = rf"^{_DAY_1970}T{_CLOCK}:[0-5][0-9](?:\.[0-9]{{1,6}})?(?:Z|[+-]{_CLOCK})$"
+TIME_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "format": "date-time",
+    "pattern": RFC3339_1970,
+    "description": "RFC 3339 with an offset, 1970 or later",
+    "examples": ["2021-08-02T09:00:00+07:00"],
+}
+# A reporting period: a month, a Thai fiscal year (Buddhist Era) or one of its quarters, or a range of dates with its
+# end exclusive; none may end before 1970 (FY2513 runs from October 1969, but its first quarter ends in 1969).
+_MONTH_9998 = r"(?:19[7-9][0-9]|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])-(?:0[1-9]|1[0-2])"
+_FISCAL = r"FY(?:2513(?:-Q[2-4])?|(?:251[4-9]|25[2-9][0-9]|26[0-9]{2}|2700)(?:-Q[1-4])?)"
+_DATE_9998 = rf"{_MONTH_9998}-(?:0[1-9]|[12][0-9]|3[01])"
+PERIOD_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "pattern": rf"^(?:{_MONTH_9998}|{_FISCAL}|{_DATE_9998}\.\.{_DATE_9998})$",
+    "examples": ["2021-08", "FY2564", "FY2564-Q4", "2021-08-01..2021-08-16"],
+}
+MONTH_SCHEMA: dict[str, Any] = {"type": "string", "pattern": rf"^{_MONTH_9998}$", "examples": ["2021-08"]}
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+CIDR_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "pattern": rf"^(?:{_OCTET}(?:\.{_OCTET}){{3}}(?:/(?:3[0-2]|[12]?[0-9]))?"
+    r"|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(?:/(?:12[0-8]|1[01][0-9]|[1-9]?[0-9]))?)$",
+    "description": "a network in CIDR notation, with no host bits set (10.10.0.0/16, 2001:db8::/32)",
+    "examples": ["10.10.0.0/16"],
+}
+
+POLICY_LISTS = ("severities", "objectives", "survey_services")
+POLICY_KEY = "x-certmon-policy"
+
+
+def from_policy(name: str) -> dict[str, Any]:
+    """The schema of a value that must be one of the policy's names (its severities, objectives, survey services):
+    the document lists the names of the policy the service runs with."""
+    assert name in POLICY_LISTS, name
+    return {"type": "string", POLICY_KEY: name}
+
+
 # Every time a client sends: an RFC 3339 string with an offset, never a number of seconds.
-Time = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text)]
+Time = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text), WithJsonSchema(TIME_SCHEMA)]
 PastTime = Annotated[Time, AfterValidator(_not_in_future)]
 # A Literal is checked inside pydantic's core: bulk ingest validates it 10,000 times per request.
 if TYPE_CHECKING:
     Category = str
 else:
     Category = Literal[tuple(sorted(rsit_categories()))]
-Cidr = Annotated[str, AfterValidator(_cidr)]
+Cidr = Annotated[str, AfterValidator(_cidr), WithJsonSchema(CIDR_SCHEMA)]
 AGENCY_CODE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{0,31}$")
 AgencyCode = Annotated[str, Field(pattern=AGENCY_CODE.pattern, examples=["MOF"])]
 # PostgreSQL text cannot hold U+0000; a free-text field carrying one is refused here, by name, not by the database.
@@ -153,8 +199,19 @@ def _web_url(value: str) -> str:
     return value
 
 
+_URL_PATTERN = (
+    r"^[Hh][Tt][Tt][Pp][Ss]?://(?:[^\x00-\x20\x7f/?#@]*@)?(?:[^\x00-\x20\x7f/?#@:\[\]]+|\[[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*\])"
+    r"(?::[0-9]{0,5})?(?:[/?#][^\x00-\x20\x7f]*)?$"
+)
 WebUrl = Annotated[
-    str, Field(min_length=1, max_length=2000, examples=["https://soc.mof.go.th/certmon"]), AfterValidator(_web_url)
+    str,
+    Field(
+        min_length=1,
+        max_length=2000,
+        examples=["https://soc.mof.go.th/certmon"],
+        json_schema_extra={"pattern": _URL_PATTERN},
+    ),
+    AfterValidator(_web_url),
 ]
 
 
@@ -241,7 +298,10 @@ class NotificationOut(BaseModel):
 class IncidentIn(Strict):
     agency: AgencyCode
     title: Annotated[str, Field(min_length=1, max_length=500)]
-    severity: str = Field(description="one of the policy's severities, by default critical, high, medium, low")
+    severity: str = Field(
+        description="one of the policy's severities, by default critical, high, medium, low",
+        json_schema_extra=from_policy("severities"),
+    )
     category: Category = Field(description="RSIT class/type", examples=["malicious-code/c2-server"])
     detected_at: Time = Field(description="RFC 3339 with an offset, at most 5 minutes in the future")
     source: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[a-z0-9][a-z0-9_.:-]*$")] = "api"
@@ -292,7 +352,30 @@ def _field_utc(fields: dict[str, Any], name: str) -> datetime:
         raise ValueError(f"{name}: {exc}") from None
 
 
+# What EventIn._shape checks, as the document states it.
+_EVENT_RULES: Any = [
+    {
+        "if": {"properties": {"type": {"enum": ["correction", "excluded", "paused"]}}},
+        "then": {"required": ["reason"], "properties": {"reason": {"type": "string"}}},
+    },
+    {
+        "if": {"properties": {"type": {"const": "correction"}}},
+        "then": {
+            "required": ["milestone", "at"],
+            "properties": {"milestone": {"type": "string"}, "at": {"type": "string"}},
+        },
+        "else": {"properties": {"milestone": {"type": "null"}}},
+    },
+    {
+        "if": {"required": ["pause"], "properties": {"pause": {"type": "integer"}}},
+        "then": {"required": ["milestone"], "properties": {"milestone": {"enum": ["paused", "resumed"]}}},
+    },
+]
+
+
 class EventIn(Strict):
+    model_config = ConfigDict(json_schema_extra={"allOf": _EVENT_RULES})
+
     type: EventType
     at: PastTime | None = Field(default=None, description="when it happened; the server's time when omitted")
     note: Annotated[str, Field(max_length=20000, pattern=NO_NUL)] | None = None

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal, Protocol
 from pydantic import Field, StrictInt
 
 from certmon.core.errors import Invalid
-from certmon.core.models import NO_NUL, AgencyCode, PastTime, Strict
+from certmon.core.models import NO_NUL, AgencyCode, PastTime, Strict, from_policy
 from certmon.core.policy import SCALE_POINTS, Policy
 from certmon.core.sla import shortfall, status_colour
 
@@ -60,7 +60,11 @@ Score = Annotated[StrictInt, Field(ge=1, le=SCALE_POINTS)]
 class ResponseIn(Strict):
     """One completed questionnaire; respondents stay anonymous, so no name or e-mail field exists."""
 
-    service: str = Field(description="a survey service of the policy", examples=["security-services"])
+    service: str = Field(
+        description="a survey service of the policy",
+        examples=["security-services"],
+        json_schema_extra=from_policy("survey_services"),
+    )
     agency: AgencyCode | None = None
     submitted_at: PastTime
     answers: dict[str, Score] = Field(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from certmon.web import appkeys
 from certmon.web.api import agencies, audit, exports, incidents, ingest, notifications, reports, sla, surveys
 from certmon.web.api.common import Api, json_response
 from certmon.web.api.openapi import document
@@ -25,7 +26,7 @@ PUBLIC_PATHS = frozenset({OPENAPI_PATH, *(op.path for m in MODULES for op in m.o
 
 
 def setup_routes(app: web.Application) -> None:
-    spec = document(op for module in MODULES for op in module.operations)
+    spec = document((op for module in MODULES for op in module.operations), app[appkeys.POLICY])
 
     async def openapi(request: web.Request) -> web.Response:
         return json_response(spec)

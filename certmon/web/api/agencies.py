@@ -12,7 +12,7 @@ from certmon.web import appkeys
 from certmon.web.api.common import Api, Param, connection, json_response, principal, read_model
 
 api = Api()
-CODE = Param("code", "agency code", where="path", required=True)
+CODE = Param("code", "agency code", {"type": "string", "pattern": AGENCY_CODE.pattern}, where="path", required=True)
 
 
 def path_code(request: web.Request) -> str:

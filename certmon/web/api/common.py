@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal
@@ -20,7 +20,7 @@ from certmon.core.access import ROLES, Principal
 from certmon.core.ack_links import ACK_PREFIX
 from certmon.core.audit import Actor
 from certmon.core.errors import BadRequest, Invalid, PayloadTooLarge
-from certmon.core.models import NUL_MESSAGE, error_message, to_utc
+from certmon.core.models import NUL_MESSAGE, Time, error_message, to_utc
 from certmon.core.nesting import nesting_error, too_deep
 from certmon.store import db
 from certmon.web import appkeys
@@ -129,7 +129,12 @@ def row_id(raw: str) -> int | None:
         value = int(raw)
     except ValueError:
         return None
-    return value if 1 <= value <= 2**63 - 1 else None
+    return value if 1 <= value <= MAX_ID else None
+
+
+MAX_ID = 2**63 - 1
+ROW_ID_SCHEMA: dict[str, Any] = {"type": "integer", "minimum": 1, "maximum": MAX_ID, "examples": [1]}
+LIMIT_SCHEMA: dict[str, Any] = {"type": "integer", "minimum": 1, "maximum": 1000}
 
 
 def page_limit(raw: str) -> int:
@@ -162,10 +167,15 @@ def choice(*allowed: str) -> Callable[[str], str]:
     return convert
 
 
+_TIME = pydantic.TypeAdapter(Time)
+
+
 def aware_datetime(raw: str) -> datetime:
-    value = datetime.fromisoformat(raw)
-    if value.tzinfo is None:
-        raise ValueError("must carry a UTC offset, e.g. 2021-08-01T00:00:00+07:00")
+    """A time in a query parameter, read as a body's times are: RFC 3339 with an offset, 1970 or later."""
+    try:
+        value = _TIME.validate_python(raw)
+    except pydantic.ValidationError as exc:
+        raise ValueError(error_message(exc.errors()[0])) from None
     return to_utc(value)
 
 
@@ -193,6 +203,8 @@ async def connection(request: web.Request) -> AsyncIterator[asyncpg.Connection]:
 
 @dataclass(frozen=True, slots=True)
 class Param:
+    """A parameter in the query, the path or a header; ``schema`` is what the document promises a client."""
+
     name: str
     description: str
     schema: dict[str, Any] = field(default_factory=lambda: {"type": "string"})
@@ -201,21 +213,59 @@ class Param:
 
 
 @dataclass(frozen=True, slots=True)
+class Answer:
+    """A status an operation may answer beyond the ones its properties imply, with what comes with it.
+
+    Below 400 the answer carries the operation's success body; from 400 on, a problem body.
+    """
+
+    description: str
+    headers: dict[str, str] = field(default_factory=dict)  # header name: what it says
+    required_headers: Sequence[str] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Operation:
+    """One route as the OpenAPI document describes it; the statuses every such route can answer are added from
+    its properties (a token: 401, 403, 429; a body: 400, 413, 422; a path parameter: 404; the database: 503)."""
+
     method: str
     path: str
     summary: str
     roles: Sequence[str]
     body: type[pydantic.BaseModel] | None = None
-    body_media: str = "application/json"
+    # Media types the body may come in; NDJSON (one body model a line) and streamed uploads name theirs.
+    body_media: str | Sequence[str] = "application/json"
+    # The schema of a body that no model describes (the raw records of a streamed upload); its items are one line.
+    body_schema: dict[str, Any] | None = None
+    # Read as it arrives, line by line, of any size: a bad or oversized line is rejected in the answer, not whole.
+    streamed: bool = False
     response: type[pydantic.BaseModel] | None = None
+    # Media types of the success answer; with a response model, the first JSON one carries its schema.
+    media: Sequence[str] = ()
     status: int = 200
     params: Sequence[Param] = ()
-    responses: dict[int, str] = field(default_factory=dict)
+    responses: Mapping[int, str | Answer] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)  # headers of the success answer: name: what it says
+    database: bool = True  # reads or writes the database, so an outage answers 503
 
     @property
     def public(self) -> bool:
         return tuple(self.roles) == (PUBLIC,)
+
+    @property
+    def body_media_types(self) -> tuple[str, ...]:
+        return (self.body_media,) if isinstance(self.body_media, str) else tuple(self.body_media)
+
+    @property
+    def has_body(self) -> bool:
+        return self.body is not None or self.body_schema is not None
+
+    @property
+    def media_types(self) -> tuple[str, ...]:
+        if self.media:
+            return tuple(self.media)
+        return ("application/json",) if self.response is not None else ()
 
 
 class Api:

@@ -14,10 +14,11 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, WithJsonSchema
 
 from certmon.core import signing
 from certmon.core.errors import Invalid, NotFound
+from certmon.core.models import MONTH_SCHEMA
 from certmon.core.periods import Period, parse_period
 from certmon.store import exports
 from certmon.web import appkeys
@@ -27,7 +28,18 @@ api = Api()
 READERS = ("admin", "auditor")
 REVISION_RE = re.compile(r"[1-9][0-9]{0,8}")  # revisions are positive integers (PostgreSQL integer)
 MONTH_RE = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
+ANY_MONTH = {"type": "string", "pattern": f"^{MONTH_RE.pattern}$", "examples": ["2021-08"]}
 PUBLIC_KEY_PATH = "/api/v1/exports/public-key"
+# What the files of a revision are: CSV tables, JSON content and manifest, a workbook, the PDF report, the
+# signature and the public key.
+FILE_MEDIA = (
+    "text/csv",
+    "application/json",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "application/pdf",
+    "text/plain",
+    "application/x-pem-file",
+)
 
 
 class ExportFile(BaseModel):
@@ -56,7 +68,7 @@ class ExportList(BaseModel):
 
 
 class ExportIn(BaseModel):
-    month: Annotated[str, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", examples=["2021-08"])]
+    month: Annotated[str, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$"), WithJsonSchema(MONTH_SCHEMA)]
 
 
 class ExportOut(BaseModel):
@@ -79,7 +91,7 @@ def _month(raw: str) -> str:
     summary="Stored export revisions, newest month first",
     roles=READERS,
     response=ExportList,
-    params=(Param("month", "only this month, YYYY-MM"),),
+    params=(Param("month", "only this month, YYYY-MM", ANY_MONTH),),
 )
 async def list_exports(request: web.Request) -> web.Response:
     month = query(request, "month", _month)
@@ -140,6 +152,9 @@ def _export_period(month: str, tz: ZoneInfo, at: datetime) -> Period:
     PUBLIC_KEY_PATH,
     summary="The Ed25519 public key (PEM) that verifies export manifests; no token needed",
     roles=(PUBLIC,),
+    media=("application/x-pem-file",),
+    headers={"X-Key-Fingerprint": "the key's fingerprint, as manifests name it"},
+    database=False,
 )
 async def public_key(request: web.Request) -> web.Response:
     path = request.app[appkeys.SETTINGS].effective_signing_key_path
@@ -157,10 +172,20 @@ async def public_key(request: web.Request) -> web.Response:
     summary="One file of a revision (CSV, JSON, XLSX, manifest.json, manifest.sig, public-key.pem)",
     roles=READERS,
     params=(
-        Param("month", "YYYY-MM", required=True, where="path"),
-        Param("revision", "revision number, or latest", required=True, where="path"),
-        Param("file", "file name as listed", required=True, where="path"),
+        Param("month", "YYYY-MM", ANY_MONTH, required=True, where="path"),
+        Param(
+            "revision",
+            "revision number, or latest",
+            {"type": "string", "pattern": f"^(?:{REVISION_RE.pattern}|latest)$", "examples": ["latest"]},
+            required=True,
+            where="path",
+        ),
+        Param(
+            "file", "file name as listed", {"type": "string", "examples": ["export.json"]}, required=True, where="path"
+        ),
     ),
+    media=FILE_MEDIA,
+    headers={"Content-Disposition": "attachment, with a file name that names the month and revision"},
     responses={404: "no such month, revision or file"},
 )
 async def download(request: web.Request) -> web.Response:

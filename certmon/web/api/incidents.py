@@ -8,13 +8,24 @@ from aiohttp import web
 
 from certmon.core.access import READ_ALL
 from certmon.core.errors import BadRequest, Conflict, Invalid, NotFound
-from certmon.core.models import BulkResult, EventIn, IncidentIn, IncidentOut, IncidentPage
+from certmon.core.models import (
+    AGENCY_CODE,
+    TIME_SCHEMA,
+    BulkResult,
+    EventIn,
+    IncidentIn,
+    IncidentOut,
+    IncidentPage,
+    from_policy,
+)
 from certmon.core.sla import SLA_STATES
 from certmon.store import bulk, incidents
 from certmon.telemetry.registry import source_label
 from certmon.web import appkeys
 from certmon.web.api import idempotency
 from certmon.web.api.common import (
+    LIMIT_SCHEMA,
+    ROW_ID_SCHEMA,
     Api,
     Param,
     aware_datetime,
@@ -33,7 +44,7 @@ from certmon.web.api.common import (
 api = Api()
 WRITERS = ("admin", "analyst")
 MAX_BULK_BYTES = 50_000_000  # 10,000 lines of a few KiB each
-ID = Param("id", "incident id", {"type": "integer"}, required=True, where="path")
+ID = Param("id", "incident id", ROW_ID_SCHEMA, required=True, where="path")
 
 
 def incident_id(request: web.Request) -> int:
@@ -176,20 +187,24 @@ async def add_event(request: web.Request) -> web.Response:
         return await idempotency.once(request, conn, record)
 
 
+MAX_SEARCH = 200
+_STATE = f"(?:{'|'.join(SLA_STATES)})"
+AGENCY = Param("agency", "agency code", {"type": "string", "pattern": AGENCY_CODE.pattern})
 LIST_PARAMS = (
-    Param("agency", "agency code"),
-    Param("severity", "a severity of the policy"),
+    AGENCY,
+    Param("severity", "a severity of the policy", from_policy("severities")),
     Param("state", "open or closed (resolved)", {"enum": ["open", "closed"]}),
-    Param("sla", "the KPI's SLA state now; several joined by commas, e.g. at_risk,breached"),
-    Param("q", "text searched in the title and the external id (case-insensitive), up to 200 characters"),
-    Param("since", "detected at or after (RFC 3339)", {"type": "string", "format": "date-time"}),
-    Param("until", "detected before (RFC 3339)", {"type": "string", "format": "date-time"}),
+    Param("sla", "the KPI's SLA state now; several joined by commas, e.g. at_risk,breached",
+          {"type": "string", "pattern": f"^{_STATE}(?:,{_STATE})*$"}),
+    Param("q", "text searched in the title and the external id (case-insensitive), up to 200 characters",
+          {"type": "string", "maxLength": MAX_SEARCH}),
+    Param("since", "detected at or after (RFC 3339)", TIME_SCHEMA),
+    Param("until", "detected before (RFC 3339), later than since", TIME_SCHEMA),
     Param("sort", "order: -id (newest first, the default), id, due_at, -due_at, detected_at, -detected_at",
           {"enum": list(incidents.SORTS)}),
-    Param("limit", "page size, 1-1000 (default 100)", {"type": "integer"}),
+    Param("limit", "page size, 1-1000 (default 100)", LIMIT_SCHEMA),
     Param("cursor", "next_cursor of the previous page, with the same sort"),
 )  # fmt: skip
-MAX_SEARCH = 200
 
 
 def states(raw: str) -> list[str]:

@@ -17,6 +17,7 @@ from certmon.store import alertmanager
 from certmon.store.grouping import Convert, Pipeline
 from certmon.web import appkeys
 from certmon.web.api.common import (
+    LIMIT_SCHEMA,
     Api,
     Param,
     connection,
@@ -131,6 +132,9 @@ STREAM_RESPONSES = {
     200: "every record is accounted for: incidents, duplicates, unmatched, skipped or rejected",
     403: "outside the token's role, or history=true from a token that is not an admin's",
 }
+STREAM_MEDIA = ("application/x-ndjson", "application/json")
+# Records as the sensor writes them; one that is not an alert is counted as skipped or rejected, not refused.
+RECORDS = {"type": "array", "items": {"type": "object"}}
 
 
 @api.operation(
@@ -138,7 +142,9 @@ STREAM_RESPONSES = {
     "/api/v1/ingest/eve",
     summary="Suricata EVE alerts, NDJSON as eve-log writes them or a JSON array; streamed, any size",
     roles=WRITERS,
-    body_media="application/x-ndjson",
+    body_media=STREAM_MEDIA,
+    body_schema=RECORDS,
+    streamed=True,
     response=IngestResult,
     params=(HISTORY,),
     responses=STREAM_RESPONSES,
@@ -153,7 +159,9 @@ async def ingest_eve(request: web.Request) -> web.Response:
     "/api/v1/ingest/wazuh",
     summary="Wazuh alerts, one JSON object a line as in alerts.json (or a JSON array); streamed, any size",
     roles=WRITERS,
-    body_media="application/x-ndjson",
+    body_media=STREAM_MEDIA,
+    body_schema=RECORDS,
+    streamed=True,
     response=IngestResult,
     params=(HISTORY,),
     responses=STREAM_RESPONSES,
@@ -170,8 +178,8 @@ async def ingest_wazuh(request: web.Request) -> web.Response:
     roles=READ_ALL,
     response=UnmatchedReport,
     params=(
-        Param("source", "suricata, wazuh or alertmanager"),
-        Param("limit", "samples, 1-1000 (default 100)", {"type": "integer"}),
+        Param("source", "suricata, wazuh or alertmanager", {"enum": [eve.SOURCE, wazuh.SOURCE, alertmanager.SOURCE]}),
+        Param("limit", "samples, 1-1000 (default 100)", LIMIT_SCHEMA),
     ),
 )
 async def unmatched(request: web.Request) -> web.Response:

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from certmon.core import fiscal_report
 from certmon.core.access import READ_ALL
 from certmon.core.errors import Invalid
+from certmon.core.periods import MAX_FISCAL_YEAR_BE
 from certmon.store import fiscal_kpis
 from certmon.web import appkeys
 from certmon.web.api.common import Api, Param, choice, connection, json_response, now, query
@@ -50,9 +51,19 @@ class FiscalReport(BaseModel):
     summary="KPI report of a Thai fiscal year, or cumulative to the end of one of its quarters",
     roles=READ_ALL,
     response=FiscalReport,
+    media=tuple(fiscal_report.MEDIA[f] for f in FORMATS),
     params=(
-        Param("fy", "fiscal year in Buddhist Era, e.g. 2564 (Oct 2020 - Sep 2021)", {"type": "integer"}, True),
-        Param("quarter", "1-4: cumulative from 1 October to the end of this quarter", {"enum": [1, 2, 3, 4]}),
+        Param(
+            "fy",
+            "fiscal year in Buddhist Era, e.g. 2564 (Oct 2020 - Sep 2021); FY2513 is the first to end after 1970",
+            {"type": "integer", "minimum": 2513, "maximum": MAX_FISCAL_YEAR_BE, "examples": [2564]},
+            True,
+        ),
+        Param(
+            "quarter",
+            "1-4: cumulative from 1 October to the end of this quarter",
+            {"type": "integer", "enum": [1, 2, 3, 4]},
+        ),
         Param("lang", "language of csv, xlsx and pdf; json carries both", {"enum": list(fiscal_report.LANGS)}),
         Param("format", "json (default), csv, xlsx or pdf (A4, the government's form)", {"enum": list(FORMATS)}),
     ),

@@ -6,24 +6,28 @@ from aiohttp import web
 
 from certmon.core.access import READ_ALL
 from certmon.core.errors import Invalid
-from certmon.core.models import SlaReport
+from certmon.core.models import PERIOD_SCHEMA, SlaReport, from_policy
 from certmon.core.periods import parse_period
 from certmon.core.taxonomy import SECTORS
 from certmon.store import compliance
 from certmon.web import appkeys
 from certmon.web.api.common import Api, Param, choice, connection, json_response, now, principal, query
+from certmon.web.api.incidents import AGENCY
 
 api = Api()
 
 PARAMS = (
     Param(
-        "period", "2021-08, FY2564, FY2564-Q4 or 2021-08-01..2021-08-16 (end exclusive), Bangkok time", required=True
+        "period",
+        "2021-08, FY2564, FY2564-Q4 or 2021-08-01..2021-08-16 (end exclusive), Bangkok time",
+        PERIOD_SCHEMA,
+        required=True,
     ),
-    Param("agency", "agency code"),
+    AGENCY,
     Param("sector", "sector", {"enum": list(SECTORS)}),
-    Param("severity", "a severity of the policy"),
+    Param("severity", "a severity of the policy", from_policy("severities")),
     Param("group_by", "split the figures", {"enum": list(compliance.GROUPS)}),
-    Param("objective", "an objective of the policy (default: the KPI's)"),
+    Param("objective", "an objective of the policy (default: the KPI's)", from_policy("objectives")),
 )
 
 

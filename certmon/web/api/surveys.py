@@ -11,12 +11,14 @@ from pydantic import BaseModel, Field
 from certmon.core import satisfaction
 from certmon.core.access import READ_ALL, Principal
 from certmon.core.errors import Forbidden, Invalid
-from certmon.core.models import BulkResult
+from certmon.core.models import PERIOD_SCHEMA, BulkResult, from_policy
 from certmon.core.periods import Period, parse_period
 from certmon.core.satisfaction import ResponseIn
 from certmon.store import bulk, surveys
 from certmon.web import appkeys
 from certmon.web.api.common import (
+    LIMIT_SCHEMA,
+    ROW_ID_SCHEMA,
     Api,
     Param,
     choice,
@@ -29,6 +31,7 @@ from certmon.web.api.common import (
     read_ndjson,
     row_id,
 )
+from certmon.web.api.incidents import AGENCY
 
 api = Api()
 WRITERS = ("admin", "analyst")
@@ -162,6 +165,7 @@ def _period(request: web.Request, required: bool) -> Period | None:
 
 
 PERIOD_HELP = "2021-08, FY2564, FY2564-Q4 or 2021-08-01..2021-08-16 (end exclusive), Bangkok time"
+SERVICE = Param("service", "a survey service of the policy", from_policy("survey_services"))
 
 
 def _cursor(raw: str) -> int:
@@ -178,11 +182,11 @@ def _cursor(raw: str) -> int:
     roles=(*READ_ALL, "agency"),
     response=ResponsePage,
     params=(
-        Param("period", PERIOD_HELP),
-        Param("service", "a survey service of the policy"),
-        Param("agency", "agency code"),
-        Param("limit", "page size, 1-1000 (default 100)", {"type": "integer"}),
-        Param("cursor", "next_cursor of the previous page"),
+        Param("period", PERIOD_HELP, PERIOD_SCHEMA),
+        SERVICE,
+        AGENCY,
+        Param("limit", "page size, 1-1000 (default 100)", LIMIT_SCHEMA),
+        Param("cursor", "next_cursor of the previous page", ROW_ID_SCHEMA),
     ),
 )
 async def list_responses(request: web.Request) -> web.Response:
@@ -216,9 +220,9 @@ async def list_responses(request: web.Request) -> web.Response:
     roles=(*READ_ALL, "agency"),
     response=SurveySummary,
     params=(
-        Param("period", PERIOD_HELP, required=True),
-        Param("service", "a survey service of the policy"),
-        Param("agency", "agency code"),
+        Param("period", PERIOD_HELP, PERIOD_SCHEMA, required=True),
+        SERVICE,
+        AGENCY,
         Param("group_by", "split the figures", {"enum": list(satisfaction.GROUPS)}),
     ),
 )
