@@ -112,9 +112,9 @@ def started(tmp_path: Path) -> Iterator[list[subprocess.Popen[str]]]:
     for process in processes:
         if process.poll() is None:
             process.kill()
-        process.communicate()
-        for pid in in_group(process.pid):
+        for pid in in_group(process.pid):  # first: a leftover worker holds the pipes open, communicate would wait
             os.kill(pid, signal.SIGKILL)
+        process.communicate()
     for pid in postgres_of(tmp_path):
         os.kill(pid, signal.SIGKILL)
 
