@@ -1,5 +1,5 @@
 """``python -m certmon``: the same as the ``certmon`` command."""
 
-from certmon.cli.main import main
+from certmon.cli import run
 
-raise SystemExit(main())
+raise SystemExit(run())

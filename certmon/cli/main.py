@@ -6,10 +6,13 @@ import argparse
 import gc
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import asyncpg
+import structlog
 
 from certmon.cli import (
+    INTERRUPTED,
     audit,
     consume,
     csv_import,
@@ -69,6 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     logs.configure(settings.log_format, settings.log_level)
     tune_gc()
+    notice_former_data_dir(settings)
     if getattr(args, "host", "unset") is None:
         args.host = settings.host
     if getattr(args, "port", "unset") is None:
@@ -84,6 +88,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, asyncpg.PostgresError) as exc:
         print(f"certmon: database error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C in a command that is not a service (those stop on it by themselves)
+        print("certmon: interrupted", file=sys.stderr)
+        return INTERRUPTED
+
+
+def notice_former_data_dir(settings: Settings) -> None:
+    """The data directory used to be ``./certmon-data``; say so where one is left, rather than silently use another."""
+    former = Path("certmon-data")
+    if (
+        settings.database_url is None
+        and (former / "pg" / "PG_VERSION").is_file()
+        and former.resolve() != settings.data_dir.resolve()
+    ):
+        structlog.get_logger("certmon").warning(
+            "./certmon-data is no longer the default data directory; set CERTMON_DATA_DIR=./certmon-data to use it",
+            data_dir=str(settings.data_dir),
+        )
 
 
 def tune_gc() -> None:

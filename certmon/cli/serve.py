@@ -6,10 +6,9 @@ import argparse
 import sys
 from typing import Any
 
-from aiohttp import web
-
 from certmon.cli import demo
 from certmon.cli.common import run_db
+from certmon.cli.service import CannotListen, listen, run_app
 from certmon.core.settings import Settings
 from certmon.store import migrations
 from certmon.wiring import build_app
@@ -18,19 +17,17 @@ SHUTDOWN_GRACE_SECONDS = 30.0  # in-flight requests get this long to finish afte
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        sockets = listen(args.host, args.port)
+    except CannotListen as exc:
+        print(f"certmon: {exc}", file=sys.stderr)
+        return 1
     app = build_app(settings)
     if args.demo:
         # After the database context (index 0), so that the pool exists; before the jobs, so that they see the data.
-        app.cleanup_ctx.insert(1, demo.context(args.host, args.port))
-    web.run_app(
-        app,
-        host=args.host,
-        port=args.port,
-        shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
-        print=lambda text: print(text.strip(), file=sys.stderr),
-        access_log=None,
-    )
-    return 0
+        # The port it prints is the one bound: --port 0 picks a free one.
+        app.cleanup_ctx.insert(1, demo.context(args.host, sockets[0].getsockname()[1]))
+    return run_app(app, sockets, shutdown_timeout=SHUTDOWN_GRACE_SECONDS)
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:

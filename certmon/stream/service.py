@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import multiprocessing
 import signal
 import time
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor
 
 import asyncpg
 import structlog
@@ -21,6 +20,7 @@ from aiohttp import web
 from certmon.core.policy import Policy
 from certmon.core.settings import Settings
 from certmon.core.sources.mapping import IngestMapping
+from certmon.core.workers import WorkerPool
 from certmon.store import bulk, db, migrations
 from certmon.stream.consumer import Consumer
 from certmon.stream.jetstream import JetStream
@@ -84,8 +84,14 @@ async def _parser(settings: Settings, policy: Policy) -> Executor | None:
     the consumer then fetches and writes while they work."""
     if settings.parse_workers == 0:
         return None
-    executor = ProcessPoolExecutor(max_workers=settings.parse_workers, mp_context=multiprocessing.get_context("spawn"))
-    await asyncio.get_running_loop().run_in_executor(executor, bulk.parse_chunk, policy, frozenset(), "warm-up", b"", 1)
+    executor = WorkerPool(settings.parse_workers)
+    # Every worker starts now, from the main thread, so that each dies with this process (see WorkerPool).
+    loop = asyncio.get_running_loop()
+    warm_up = (
+        loop.run_in_executor(executor, bulk.parse_chunk, policy, frozenset(), "warm-up", b"", 1)
+        for _ in range(settings.parse_workers)
+    )
+    await asyncio.gather(*warm_up)
     return executor
 
 

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 import time
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ProcessPoolExecutor
 
 import aiohttp
 import asyncpg
@@ -18,6 +16,7 @@ from certmon.core.clock import Clock, utc_now
 from certmon.core.policy import Policy, load_policy
 from certmon.core.settings import Settings
 from certmon.core.sources.mapping import load_mapping
+from certmon.core.workers import WorkerPool
 from certmon.store import bulk, db, incidents, migrations
 from certmon.store.db import Queries
 from certmon.store.tokens import TokenCache
@@ -97,12 +96,19 @@ async def parser_context(app: web.Application) -> AsyncIterator[None]:
         app[appkeys.PARSER] = None
         yield
         return
-    executor = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
-    await asyncio.get_running_loop().run_in_executor(
-        executor, bulk.parse_chunk, app[appkeys.POLICY], frozenset(), "warm-up", b"", 1
-    )
-    app[appkeys.PARSER] = executor
+    executor = WorkerPool(workers)
+    # One warm-up task per worker, submitted at once from the loop's (main) thread: every worker starts now,
+    # from the thread whose end is the process's end (see WorkerPool), and is ready before the first request.
+    loop = asyncio.get_running_loop()
+    policy = app[appkeys.POLICY]
     try:
+        await asyncio.gather(
+            *(
+                loop.run_in_executor(executor, bulk.parse_chunk, policy, frozenset(), "warm-up", b"", 1)
+                for _ in range(workers)
+            )
+        )
+        app[appkeys.PARSER] = executor
         yield
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
@@ -118,9 +124,7 @@ async def exporter_context(app: web.Application) -> AsyncIterator[None]:
         app[appkeys.EXPORTER] = None
         yield
         return
-    executor = ProcessPoolExecutor(
-        max_workers=1, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=1
-    )
+    executor = WorkerPool(1, max_tasks_per_child=1)
     app[appkeys.EXPORTER] = executor
     try:
         yield

@@ -18,3 +18,8 @@ ORDER BY created_at, name;
 UPDATE api_tokens SET revoked_at = now()
 WHERE name = $1 AND revoked_at IS NULL
 RETURNING name;
+
+-- name: token_revoke_prefixed
+UPDATE api_tokens SET revoked_at = now()
+WHERE starts_with(name, $1) AND revoked_at IS NULL
+RETURNING name;
