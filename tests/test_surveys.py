@@ -284,7 +284,9 @@ async def test_response_is_idempotent_on_external_id_and_a_changed_body_conflict
     assert first[0] == 201 and again[0] == 200
     assert again[1]["id"] == first[1]["id"]
     assert changed[0] == 409
-    assert changed[1]["detail"] == f"service {SECURITY!r} external_id 'form-1' exists with a different body"
+    assert (
+        changed[1]["detail"] == f"service {SECURITY!r} agency 'MOF' external_id 'form-1' exists with a different body"
+    )
     assert changed[1]["response_id"] == first[1]["id"]
     other_service = await api.call("POST", "/api/v1/surveys/responses", json=one(service=CII, answers={"guidance": 5}))
     assert other_service[0] == 201  # external ids are unique per service
@@ -466,7 +468,7 @@ async def test_metrics_expose_satisfaction_ratio_responses_and_target_per_servic
     now = datetime.now(UTC).replace(microsecond=0)
     await post_bulk(api, responses(scores(five=20, four=23, three=7), at=now.isoformat()))
     assert await snapshot_job.refresh(api.runtime(now), now)
-    async with api.client.get("/metrics") as response:
+    async with api.client.get("/metrics", headers=api.headers("metrics")) as response:
         text = await response.text()
     ratio = samples(text, "certmon_satisfaction_ratio")
     assert ratio == {

@@ -6,15 +6,12 @@ import argparse
 import sys
 from typing import Any
 
-from aiohttp import web
-
 from certmon.cli import demo
 from certmon.cli.common import run_db
 from certmon.core.settings import Settings
 from certmon.store import migrations
+from certmon.web import serving
 from certmon.wiring import build_app
-
-SHUTDOWN_GRACE_SECONDS = 30.0  # in-flight requests get this long to finish after SIGTERM
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -22,13 +19,13 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     if args.demo:
         # After the database context (index 0), so that the pool exists; before the jobs, so that they see the data.
         app.cleanup_ctx.insert(1, demo.context(args.host, args.port))
-    web.run_app(
+    serving.run(
         app,
         host=args.host,
         port=args.port,
-        shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
+        header_timeout=settings.header_timeout_seconds,
+        shutdown_grace=settings.shutdown_grace_seconds,
         print=lambda text: print(text.strip(), file=sys.stderr),
-        access_log=None,
     )
     return 0
 

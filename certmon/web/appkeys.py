@@ -13,6 +13,7 @@ from aiohttp import web
 from certmon.core.access import Principal
 from certmon.core.clock import Clock
 from certmon.core.policy import Policy
+from certmon.core.ratelimit import RateLimit
 from certmon.core.sessions import ConsoleSession
 from certmon.core.settings import Settings
 from certmon.core.sources.mapping import IngestMapping
@@ -26,6 +27,8 @@ INGEST_MAPPING = web.AppKey("ingest_mapping", IngestMapping)  # loaded and check
 QUERIES = web.AppKey("queries", Queries)
 POOL = web.AppKey("pool", asyncpg.Pool)
 TOKENS = web.AppKey("tokens", TokenCache)
+AUTH_FAILURES = web.AppKey("auth_failures", RateLimit)  # wrong tokens per client address
+TOKEN_REQUESTS: web.AppKey[RateLimit | None] = web.AppKey("token_requests")  # requests per token; None: no limit
 METRICS = web.AppKey("metrics", Metrics)
 # Worker processes: they validate bulk bodies and render PDF reports; None: bulk bodies in the loop, PDFs in a thread.
 PARSER: web.AppKey[Executor | None] = web.AppKey("parser")
@@ -33,6 +36,7 @@ PARSER: web.AppKey[Executor | None] = web.AppKey("parser")
 BULK_SLOTS = web.AppKey("bulk_slots", asyncio.Semaphore)
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")  # the current instant of every handler
 HTTP_CLIENT = web.AppKey("http_client", aiohttp.ClientSession)  # outgoing requests: agencies' webhooks
+BODY_WATCHES: web.AppKey[set[Any]] = web.AppKey("body_watches")  # deadlines of bodies still arriving
 SCHEDULER = web.AppKey("scheduler", Any)  # apscheduler's AsyncIOScheduler is untyped
 
 PRINCIPAL = web.RequestKey("principal", Principal)  # who is calling

@@ -17,6 +17,7 @@ from certmon.store import alertmanager
 from certmon.store.grouping import Convert, Pipeline
 from certmon.web import appkeys
 from certmon.web.api.common import Api, Param, connection, json_response, page_limit, principal, query, read_model
+from certmon.web.deadlines import streamed
 
 api = Api()
 WRITERS = ("admin", "analyst")
@@ -76,6 +77,7 @@ async def alertmanager_webhook(request: web.Request) -> web.Response:
 
 
 async def _stream(request: web.Request, source: str, convert: Convert, m: IngestMapping) -> web.Response:
+    streamed(request)  # any size, at the pace of the inserts: only a pause in the body is cut short
     caller = principal(request)
     app = request.app
     async with connection(request) as conn:
