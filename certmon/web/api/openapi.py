@@ -51,7 +51,8 @@ def _operation(op: Operation) -> dict[str, Any]:
     if op.response is not None:
         ok["content"] = {"application/json": {"schema": {"$ref": f"#/components/schemas/{op.response.__name__}"}}}
     responses[str(op.status)] = ok
-    for status, text in {401: "no valid token", 403: "outside the token's role", **op.responses}.items():
+    limits = {429: "too many wrong tokens from this address, or requests of this token; retry after Retry-After"}
+    for status, text in {401: "no valid token", 403: "outside the token's role", **limits, **op.responses}.items():
         responses[str(status)] = {"description": text, "content": PROBLEM}
     responses.setdefault("422", {"description": "a field is invalid", "content": PROBLEM})
     responses["503"] = {"description": "database unavailable; retry after Retry-After seconds", "content": PROBLEM}
