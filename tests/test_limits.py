@@ -49,6 +49,8 @@ def test_rate_limit_spends_a_minutes_units_then_says_when_the_next_comes_back() 
     assert limit.spend("a", 20.0) is None
     assert limit.spend("a", 20.0) == 20
     assert limit.retry_after("a", -100.0) == 20  # a clock stepping back gives nothing back
+    limit.refund("a", 20.0)
+    assert limit.spend("a", 20.0) is None
 
 
 def test_rate_limit_memory_is_bounded_however_many_keys_come() -> None:
@@ -125,6 +127,16 @@ async def test_wrong_tokens_from_one_address_are_answered_429_without_a_lookup(m
     assert (await call(api, "certmon_wrong4"))[0] == 429  # answered without the database
     clock.now += timedelta(seconds=20)
     assert (await call(api, "certmon_wrong5"))[0] == 503  # one lookup allowed again: the database is gone
+
+
+async def test_concurrent_wrong_tokens_get_no_more_lookups_than_the_limit(make_api: Callable[..., Any]) -> None:
+    """Thirty wrong tokens at once, with three a minute allowed: three are looked up (401), the rest are 429; a good
+    token gives its unit back."""
+    api: Api = await make_api(clock=Clock(), auth_failures_per_minute=3)
+    for _ in range(5):
+        assert (await call(api, api.tokens["admin"]))[0] == 200
+    statuses = await asyncio.gather(*(call(api, f"certmon_wrong{n}") for n in range(30)))
+    assert sorted(status for status, _, _ in statuses) == [401] * 3 + [429] * 27
 
 
 async def test_blocked_address_does_not_block_others_behind_a_trusted_proxy(make_api: Callable[..., Any]) -> None:

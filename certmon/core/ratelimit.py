@@ -53,6 +53,11 @@ class RateLimit:
             self._buckets.popitem(last=False)
         return None
 
+    def refund(self, key: str, now: float) -> None:
+        """Give back a unit spent in advance (a lookup reserved it; the token turned out good)."""
+        if key in self._buckets:
+            self._buckets[key] = (min(self.capacity, self._level(key, now) + 1.0), now)
+
 
 def address_key(address: str) -> str:
     """The key a client address is limited under: an IPv6 address by its /64, which one host usually holds whole."""

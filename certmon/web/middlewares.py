@@ -151,14 +151,20 @@ async def _caller(request: web.Request) -> Principal:
     failures = app[appkeys.AUTH_FAILURES]
     trusted = app[appkeys.SETTINGS].trusted_proxies
     address = address_key(client_address(request.remote, request.headers.get("X-Forwarded-For"), trusted))
-    wait = failures.retry_after(address, _seconds(request))
+    # The unit is spent before the lookup, so that concurrent wrong tokens cannot all pass one check; a good token
+    # gives it back.
+    wait = failures.spend(address, _seconds(request))
     if wait is not None:
         raise TooManyRequests("too many failed authentications from this address", wait)
     timeout = app[appkeys.SETTINGS].db_timeout_seconds
     # A scrape may pass on a token verified before the database went away: /metrics answers from its snapshot.
     stale_ok = request.path == METRICS_PATH
-    caller = await tokens.resolve(app[appkeys.POOL], app[appkeys.QUERIES], token, timeout, stale_ok=stale_ok)
+    try:
+        caller = await tokens.resolve(app[appkeys.POOL], app[appkeys.QUERIES], token, timeout, stale_ok=stale_ok)
+    except DatabaseUnavailable:
+        failures.refund(address, _seconds(request))  # nothing was learnt about the token
+        raise
     if caller is None:
-        failures.spend(address, _seconds(request))
         raise Unauthorized("unknown or revoked token")
+    failures.refund(address, _seconds(request))
     return caller
