@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from certmon.web import appkeys
 from tests.conftest import Api
 from tests.external import require_program
 
@@ -129,3 +131,15 @@ async def test_compose_token_service_writes_a_metrics_token_once(api: Api, tmp_p
     assert again.returncode == 0, again.stdout + again.stderr
     assert "kept" in again.stdout
     assert token_file.read_text(encoding="utf-8").strip() == token
+
+
+async def test_a_scrape_does_not_wait_for_the_token_lookup_and_a_revoked_token_is_refused_next(api: Api) -> None:
+    """A metrics token verified before is taken at once and verified again behind the answer: once revoked, the
+    scrape after that verification is 401."""
+    assert (await scrape(api, "metrics"))[0] == 200
+    async with api.app[appkeys.POOL].acquire() as conn:
+        await conn.execute("UPDATE api_tokens SET revoked_at = now() WHERE name = 'test-metrics'")
+    assert (await scrape(api, "metrics"))[0] == 200  # answered before the lookup
+    pending = api.app[appkeys.BACKGROUND]
+    await asyncio.gather(*pending)
+    assert (await scrape(api, "metrics"))[0] == 401

@@ -51,6 +51,11 @@ class TokenCache:
             return None
         return hit[1]
 
+    def known(self, token: str) -> Principal | None:
+        """The principal of a token verified at some time, however long ago (it may have been revoked since)."""
+        hit = self._entries.get(hash_token(token))
+        return None if hit is None else hit[1]
+
     async def resolve(
         self, pool: asyncpg.Pool, q: Queries, token: str, timeout: float, *, stale_ok: bool = False
     ) -> Principal | None:

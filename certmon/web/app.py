@@ -142,6 +142,7 @@ def create_app(
     app[appkeys.TOKEN_REQUESTS] = RateLimit(per_token) if per_token else None
     app[appkeys.METRICS] = Metrics(snapshot)
     app[appkeys.BODY_WATCHES] = set()
+    app[appkeys.BACKGROUND] = set()
     app.on_shutdown.append(cut_bodies_on_shutdown)
     app[appkeys.BULK_SLOTS] = asyncio.Semaphore(max(1, settings.pool_max // 2))
     app.cleanup_ctx.append(database_context(database_url))

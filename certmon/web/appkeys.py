@@ -36,6 +36,7 @@ PARSER: web.AppKey[Executor | None] = web.AppKey("parser")
 BULK_SLOTS = web.AppKey("bulk_slots", asyncio.Semaphore)
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")  # the current instant of every handler
 HTTP_CLIENT = web.AppKey("http_client", aiohttp.ClientSession)  # outgoing requests: agencies' webhooks
+BACKGROUND: web.AppKey[set[asyncio.Task[None]]] = web.AppKey("background")  # tasks behind answers: token checks
 BODY_WATCHES: web.AppKey[set[Any]] = web.AppKey("body_watches")  # deadlines of bodies still arriving
 SCHEDULER = web.AppKey("scheduler", Any)  # apscheduler's AsyncIOScheduler is untyped
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -131,6 +133,19 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
     return await handler(request)
 
 
+def _verify_later(app: web.Application, token: str) -> None:
+    pending = app[appkeys.BACKGROUND]
+
+    async def verify() -> None:
+        timeout = app[appkeys.SETTINGS].db_timeout_seconds
+        with contextlib.suppress(DatabaseUnavailable):
+            await app[appkeys.TOKENS].resolve(app[appkeys.POOL], app[appkeys.QUERIES], token, timeout, stale_ok=True)
+
+    task = asyncio.get_running_loop().create_task(verify())
+    pending.add(task)  # held until done: the loop keeps only weak references to tasks
+    task.add_done_callback(pending.discard)
+
+
 def _seconds(request: web.Request) -> float:
     """The app clock's reading in seconds, which the rate limits count in."""
     return request.app[appkeys.CLOCK]().timestamp()
@@ -148,6 +163,13 @@ async def _caller(request: web.Request) -> Principal:
     known = tokens.cached(token)
     if known is not None:
         return known
+    if request.path == METRICS_PATH:
+        # A scrape never waits on the database: a token verified before is taken now and verified again behind it,
+        # so a revoked one is refused from the next scrape on.
+        seen = tokens.known(token)
+        if seen is not None:
+            _verify_later(app, token)
+            return seen
     failures = app[appkeys.AUTH_FAILURES]
     trusted = app[appkeys.SETTINGS].trusted_proxies
     address = address_key(client_address(request.remote, request.headers.get("X-Forwarded-For"), trusted))
