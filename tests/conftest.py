@@ -166,7 +166,7 @@ def make_api(aiohttp_client: Callable[..., Any], database_url: str, settings: Se
                     code,
                     f"Agency {code}",
                 )
-            for role in ("admin", "analyst", "auditor"):
+            for role in ("admin", "analyst", "auditor", "metrics"):
                 tokens[role] = await create_token(conn, q, f"test-{role}", role, None)
             tokens["agency"] = await create_token(conn, q, "test-agency-mof", "agency", "MOF")
         return Api(client, app, tokens, database_url)

@@ -132,11 +132,11 @@ async def test_agency_validation_names_the_field(api: Api) -> None:
         assert problem["errors"][0]["field"].split(".")[0] == field
 
 
-async def test_health_and_metrics_need_no_token(api: Api) -> None:
-    """Probes and Prometheus reach their endpoints without a token."""
+async def test_health_needs_no_token_and_metrics_take_the_metrics_token(api: Api) -> None:
+    """Probes reach their endpoints without a token; Prometheus scrapes with its metrics token."""
     assert (await raw(api, "GET", "/healthz"))[0] == 200
     assert (await raw(api, "GET", "/readyz")) == (200, {"status": "ready"})
-    async with api.client.get("/metrics") as response:
+    async with api.client.get("/metrics", headers=api.headers("metrics")) as response:
         assert response.status == 200
         text = await response.text()
     assert "certmon_http_requests_total" in text
@@ -145,7 +145,9 @@ async def test_health_and_metrics_need_no_token(api: Api) -> None:
 
 async def test_metrics_offer_openmetrics_when_asked(api: Api) -> None:
     """Prometheus asks for OpenMetrics and gets it."""
-    async with api.client.get("/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"}) as r:
+    async with api.client.get(
+        "/metrics", headers={**api.headers("metrics"), "Accept": "application/openmetrics-text; version=1.0.0"}
+    ) as r:
         assert r.headers["Content-Type"].startswith("application/openmetrics-text")
         assert (await r.text()).rstrip().endswith("# EOF")
 

@@ -333,7 +333,7 @@ async def test_bulk_validated_in_a_worker_process_keeps_line_numbers_across_chun
 
 
 async def metric_value(api: Api, name: str, **labels: str) -> float:
-    async with api.client.get("/metrics") as response:
+    async with api.client.get("/metrics", headers=api.headers("metrics")) as response:
         text = await response.text()
     wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
     for line in text.splitlines():

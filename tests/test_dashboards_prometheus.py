@@ -207,6 +207,8 @@ async def test_every_dashboard_panel_has_data_and_breached_alert_fires_on_a_real
     q = db.Queries.load()
     assert await demo.load(conn, q, policy, NOW) > 0  # before the service starts, as `certmon demo` loads it
     admin = await create_token(conn, q, "prometheus-test-admin", "admin", None)
+    token_file = tmp_path / "metrics-token"
+    token_file.write_text(await create_token(conn, q, "prometheus-test-scraper", "metrics", None) + "\n")
     app = build_app(
         replace(settings, scheduler_enabled=True, metrics_refresh_seconds=1.0),
         policy=policy,
@@ -221,7 +223,13 @@ async def test_every_dashboard_panel_has_data_and_breached_alert_fires_on_a_real
         config = {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
             "rule_files": [str(RULES)],
-            "scrape_configs": [{"job_name": "certmon", "static_configs": [{"targets": [certmon_address]}]}],
+            "scrape_configs": [
+                {
+                    "job_name": "certmon",
+                    "authorization": {"type": "Bearer", "credentials_file": str(token_file)},
+                    "static_configs": [{"targets": [certmon_address]}],
+                }
+            ],
         }
         (tmp_path / "prometheus.yml").write_text(json.dumps(config), encoding="utf-8")
         prometheus_args = [

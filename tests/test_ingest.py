@@ -223,7 +223,7 @@ async def test_alerts_outside_every_network_are_counted_and_listed_as_unmatched(
         }
     ]
     assert len(report["samples"]) == 5
-    async with api.client.get("/metrics") as response:
+    async with api.client.get("/metrics", headers=api.headers("metrics")) as response:
         text = await response.text()
     assert f'certmon_incidents_rejected_total{{reason="unmatched",source="suricata"}} {len(records)}.0' in text
     await with_networks(api)

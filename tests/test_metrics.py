@@ -54,7 +54,9 @@ def value(found: Samples, name: str, **labels: str) -> float | None:
 
 
 async def scrape(api: Api, accept: str = "") -> tuple[str, str]:
-    async with api.client.get("/metrics", headers={"Accept": accept} if accept else {}) as response:
+    async with api.client.get(
+        "/metrics", headers={**api.headers("metrics"), **({"Accept": accept} if accept else {})}
+    ) as response:
         assert response.status == 200
         return response.headers["Content-Type"], await response.text()
 
@@ -300,7 +302,7 @@ async def test_failing_part_keeps_its_figures_while_the_others_refresh(
     broken["now"] = True
     await record(api, 100, notified_after=10)
     assert not await refresh(app)
-    async with client.get("/metrics") as response:
+    async with client.get("/metrics", headers=api.headers("metrics")) as response:
         found = samples(await response.text())
     assert value(found, "certmon_snapshot_refresh_failures_total", part="survey_like") == 1
     assert value(found, "certmon_test_answers", survey="s1") == 7.0

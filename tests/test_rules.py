@@ -77,6 +77,9 @@ def test_compose_prometheus_configuration_is_valid_with_the_rules(tmp_path: Path
     shutil.copy(RULES, rules_dir / RULES.name)
     config = (RULES_DIR / "prometheus.yml").read_text(encoding="utf-8")
     config = config.replace("/etc/prometheus/rules/", f"{rules_dir}/")
+    # The scrape token, where compose's metrics-token service leaves it.
+    (tmp_path / "metrics-token").write_text("certmon_test\n", encoding="utf-8")
+    config = config.replace("/etc/prometheus/certmon/", f"{tmp_path}/")
     (tmp_path / "prometheus.yml").write_text(config, encoding="utf-8")
     result = promtool("check", "config", str(tmp_path / "prometheus.yml"))
     assert result.returncode == 0, result.stdout + result.stderr

@@ -15,6 +15,8 @@ from certmon.core.periods import fiscal_year_of, parse_period
 from certmon.core.policy import Policy, PolicyError, load_policy
 from certmon.jobs import snapshot as snapshot_job
 from certmon.store import db, demo, surveys
+from certmon.store.db import Queries
+from certmon.store.tokens import create_token
 from certmon.web import appkeys
 from tests.conftest import Api
 
@@ -284,7 +286,9 @@ async def test_response_is_idempotent_on_external_id_and_a_changed_body_conflict
     assert first[0] == 201 and again[0] == 200
     assert again[1]["id"] == first[1]["id"]
     assert changed[0] == 409
-    assert changed[1]["detail"] == f"service {SECURITY!r} external_id 'form-1' exists with a different body"
+    assert (
+        changed[1]["detail"] == f"service {SECURITY!r} agency 'MOF' external_id 'form-1' exists with a different body"
+    )
     assert changed[1]["response_id"] == first[1]["id"]
     other_service = await api.call("POST", "/api/v1/surveys/responses", json=one(service=CII, answers={"guidance": 5}))
     assert other_service[0] == 201  # external ids are unique per service
@@ -366,6 +370,75 @@ async def test_agency_token_submits_for_its_own_agency_only(api: Api) -> None:
     assert status == 201
     assert body["agency"] == "MOF"
     assert (await api.call("POST", "/api/v1/surveys/responses", "agency", json=one(agency="DGA")))[0] == 403
+
+
+async def dga_token(api: Api) -> str:
+    async with api.app[appkeys.POOL].acquire() as conn:
+        return await create_token(conn, Queries.load(), "test-agency-dga", "agency", "DGA")
+
+
+async def test_survey_ids_are_the_agencys_own_so_another_agency_may_use_them_too(api: Api) -> None:
+    """MOF and DGA each submit external_id form-1: both are stored; neither answer shows the other's response."""
+    dga = {"Authorization": f"Bearer {await dga_token(api)}"}
+    mof_status, mof = await api.call("POST", "/api/v1/surveys/responses", "agency", json=one(agency=None))
+    dga_status, dga_body = await api.call(
+        "POST", "/api/v1/surveys/responses", "agency", json=one(agency=None, answers={"overall": 1}), headers=dga
+    )
+    assert (mof_status, dga_status) == (201, 201), dga_body
+    assert dga_body["id"] != mof["id"] and dga_body["agency"] == "DGA"
+    assert "response_id" not in dga_body
+    again = await api.call("POST", "/api/v1/surveys/responses", "agency", json=one(agency=None), headers=dga)
+    assert again[0] == 409  # DGA's own form-1 with another body
+    assert again[1]["response_id"] == dga_body["id"]
+    assert again[1]["detail"] == f"service {SECURITY!r} agency 'DGA' external_id 'form-1' exists with a different body"
+    # MOF's own second submission conflicts with MOF's row, never with DGA's.
+    changed = await api.call(
+        "POST", "/api/v1/surveys/responses", "agency", json=one(agency=None, answers={"overall": 2})
+    )
+    assert (changed[0], changed[1]["response_id"]) == (409, mof["id"])
+    listed = await api.call("GET", "/api/v1/surveys/responses", "agency", headers=dga)
+    assert [item["id"] for item in listed[1]["items"]] == [dga_body["id"]]
+
+
+async def test_bulk_keys_are_per_agency(api: Api) -> None:
+    """In a bulk load the same external_id for two agencies is two responses; for one agency it is one."""
+    lines = [
+        {**responses([5] * 5, agency="MOF")[0], "external_id": "paper-7"},
+        {**responses([4] * 5, agency="DGA")[0], "external_id": "paper-7"},
+        {**responses([3] * 5, agency=None)[0], "external_id": "paper-7"},
+        {**responses([5] * 5, agency="MOF")[0], "external_id": "paper-7"},
+    ]
+    result = await post_bulk(api, lines)
+    assert (result["accepted"], result["duplicates"], result["rejected"]) == (3, 1, [])
+    changed = await post_bulk(api, [{**lines[1], "answers": lines[0]["answers"]}])
+    assert changed["accepted"] == 0
+    assert changed["rejected"][0]["error"] == (
+        f"conflict: service {SECURITY!r} agency 'DGA' external_id 'paper-7' exists with a different body"
+    )
+
+
+async def test_another_agencys_rows_are_not_found_like_missing_ones(api: Api) -> None:
+    """An agency token asking for another agency or its incident gets the 404 of a code or id that does not exist."""
+    status, created = await api.call(
+        "POST",
+        "/api/v1/incidents",
+        json={"agency": "DGA", "title": "t", "severity": "high", "category": "fraud/phishing",
+              "detected_at": "2021-08-02T09:00:00+07:00"},
+    )  # fmt: skip
+    assert status == 201, created
+    theirs, missing = (
+        await api.call("GET", "/api/v1/agencies/DGA", "agency"),
+        await api.call("GET", "/api/v1/agencies/NOPE", "agency"),
+    )
+    assert (theirs[0], missing[0]) == (404, 404)
+    assert theirs[1]["title"] == missing[1]["title"] == "Not found"
+    assert (await api.call("GET", "/api/v1/agencies/MOF", "agency"))[0] == 200
+    incident = await api.call("GET", f"/api/v1/incidents/{created['id']}", "agency")
+    absent = await api.call("GET", "/api/v1/incidents/999999", "agency")
+    assert (incident[0], absent[0]) == (404, 404)
+    assert incident[1]["detail"] == f"no incident {created['id']}"
+    event = {"type": "acknowledged", "at": "2021-08-02T09:30:00+07:00"}
+    assert (await api.call("POST", f"/api/v1/incidents/{created['id']}/events", "agency", json=event))[0] == 404
 
 
 async def test_summary_rejects_bad_parameters_naming_them(api: Api) -> None:
@@ -481,7 +554,7 @@ async def test_metrics_expose_satisfaction_ratio_responses_and_target_per_servic
     now = datetime.now(UTC).replace(microsecond=0)
     await post_bulk(api, responses(scores(five=20, four=23, three=7), at=now.isoformat()))
     assert await snapshot_job.refresh(api.runtime(now), now)
-    async with api.client.get("/metrics") as response:
+    async with api.client.get("/metrics", headers=api.headers("metrics")) as response:
         text = await response.text()
     ratio = samples(text, "certmon_satisfaction_ratio")
     assert ratio == {

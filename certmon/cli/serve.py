@@ -13,8 +13,6 @@ from certmon.core.settings import Settings
 from certmon.store import migrations
 from certmon.wiring import build_app
 
-SHUTDOWN_GRACE_SECONDS = 30.0  # in-flight requests get this long to finish after SIGTERM
-
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     try:
@@ -27,7 +25,12 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         # After the database context (index 0), so that the pool exists; before the jobs, so that they see the data.
         # The port it prints is the one bound: --port 0 picks a free one.
         app.cleanup_ctx.insert(1, demo.context(args.host, sockets[0].getsockname()[1]))
-    return run_app(app, sockets, shutdown_timeout=SHUTDOWN_GRACE_SECONDS)
+    return run_app(
+        app,
+        sockets,
+        header_timeout=settings.header_timeout_seconds,
+        shutdown_timeout=settings.shutdown_grace_seconds,
+    )
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:

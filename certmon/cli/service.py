@@ -17,6 +17,7 @@ import structlog
 from aiohttp import web
 
 from certmon.cli import INTERRUPTED
+from certmon.web import serving
 
 log = structlog.get_logger("certmon")
 
@@ -95,13 +96,23 @@ def listen(host: str, port: int) -> list[socket.socket]:
     return sockets
 
 
-def run_app(app: web.Application, sockets: list[socket.socket], *, shutdown_timeout: float) -> int:
+def run_app(
+    app: web.Application, sockets: list[socket.socket], *, header_timeout: float, shutdown_timeout: float
+) -> int:
     """Start the app, serve on ``sockets`` until SIGINT or SIGTERM, drain and clean up; the exit code."""
-    return asyncio.run(_serve(app, sockets, shutdown_timeout))
+    return asyncio.run(_serve(app, sockets, header_timeout, shutdown_timeout))
 
 
-async def _serve(app: web.Application, sockets: list[socket.socket], shutdown_timeout: float) -> int:
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=shutdown_timeout)
+async def _serve(
+    app: web.Application, sockets: list[socket.socket], header_timeout: float, shutdown_timeout: float
+) -> int:
+    runner = serving.Runner(
+        app,
+        header_timeout=header_timeout,
+        shutdown_timeout=shutdown_timeout,
+        keepalive_timeout=serving.KEEPALIVE_SECONDS,
+        access_log=None,
+    )
     with stop_on_signals() as stop:
         try:
             if await _unless_stopped(stop, runner.setup()):

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from certmon.core.errors import Forbidden
 
 TOKEN_PREFIX = "certmon_"
-ROLES = ("admin", "analyst", "auditor", "agency")
+ROLES = ("admin", "analyst", "auditor", "agency", "metrics")
 READ_ALL = ("admin", "analyst", "auditor")
+METRICS_READERS = ("admin", "auditor", "metrics")  # /metrics shows every agency's figures: not for agency tokens
 
 
 @dataclass(frozen=True, slots=True)

@@ -66,3 +66,21 @@ class BadGateway(CertmonError):
 class DatabaseUnavailable(CertmonError):
     status = 503
     title = "Service unavailable"
+
+
+class RequestTimeout(CertmonError):
+    """The request's body did not arrive in time."""
+
+    status = 408
+    title = "Request timeout"
+
+
+class TooManyRequests(CertmonError):
+    """A rate limit: ``retry_after`` seconds until the caller may try again; sent as Retry-After too."""
+
+    status = 429
+    title = "Too many requests"
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail, retry_after=retry_after)
+        self.retry_after = retry_after

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -123,6 +124,13 @@ class Settings:
     nats_ack_wait_seconds: float = 30.0  # a message unacknowledged this long goes to another replica
     consume_batch: int = 500  # messages fetched, stored in one transaction, then acknowledged
     consume_port: int = 9108  # `certmon consume` answers /metrics and /healthz here (on CERTMON_HOST)
+    auth_failures_per_minute: int = 20  # wrong tokens one client address may send before it is answered 429
+    token_requests_per_minute: int = 0  # requests one token may make; 0: no limit
+    trusted_proxies: tuple[str, ...] = ()  # networks whose X-Forwarded-For names the client address
+    metrics_public: bool = False  # /metrics without a token
+    header_timeout_seconds: float = 10.0  # a request's line and headers must arrive within this
+    body_timeout_seconds: float = 60.0  # a request's body must arrive within this (a streamed one: no pause longer)
+    shutdown_grace_seconds: float = 30.0  # requests in progress get this long to finish after SIGTERM
 
     @property
     def effective_signing_key_path(self) -> Path:
@@ -252,6 +260,16 @@ class Settings:
                 raise ValueError("must be 1-1000")
             return value
 
+        def networks(raw: str) -> tuple[str, ...]:
+            found = []
+            for part in (p.strip() for p in raw.split(",")):
+                if part:
+                    try:
+                        found.append(str(ipaddress.ip_network(part, strict=False)))
+                    except ValueError:
+                        raise ValueError(f"{part!r} is not an IP address or network, such as 10.0.0.0/8") from None
+            return tuple(found)
+
         pool_max = get("DB_POOL_MAX", positive(int), 10)
         smtp = env.get("CERTMON_SMTP_URL") or None
         if smtp is not None:
@@ -301,4 +319,11 @@ class Settings:
             nats_ack_wait_seconds=get("NATS_ACK_WAIT_SECONDS", positive(float), 30.0),
             consume_batch=get("CONSUME_BATCH", batch, 500),
             consume_port=get("CONSUME_PORT", port, 9108),
+            auth_failures_per_minute=get("AUTH_FAILURES_PER_MINUTE", positive(int), 20),
+            token_requests_per_minute=get("TOKEN_REQUESTS_PER_MINUTE", non_negative(int), 0),
+            trusted_proxies=get("TRUSTED_PROXIES", networks, ()),
+            metrics_public=get("METRICS_PUBLIC", boolean, False),
+            header_timeout_seconds=get("HEADER_TIMEOUT_SECONDS", positive(float), 10.0),
+            body_timeout_seconds=get("BODY_TIMEOUT_SECONDS", positive(float), 60.0),
+            shutdown_grace_seconds=get("SHUTDOWN_GRACE_SECONDS", positive(float), 30.0),
         )

@@ -34,7 +34,8 @@ async def create(
     """Store a response; returns it and whether it is new. The same key with another body is a conflict."""
     digest = body_hash(data)
     args = insert_args(policy, data, actor, digest)
-    key = {"service": data.service, "external_id": data.external_id}
+    # The key is the agency's own: a conflict names only a response of the same agency (or of none).
+    key = {"service": data.service, "agency": data.agency, "external_id": data.external_id}
     insert, by_key = q["survey_response_insert"], q["survey_response_by_key"]
     try:
         return await insert_or_compare(conn, insert, args, by_key, key, digest, "response")
@@ -144,10 +145,12 @@ async def store(conn: asyncpg.Connection, q: Queries, rows: list[tuple[Any, ...]
     async with bulk_transaction(conn):
         await conn.execute(q["survey_bulk_stage"])
         await conn.copy_records_to_table("survey_stage", records=rows, columns=STAGE_COLUMNS)
-        inserted = {(r["service"], r["external_id"]) for r in await conn.fetch(q["survey_bulk_insert"])}
+        inserted = {
+            (r["service"], r["agency_code"], r["external_id"]) for r in await conn.fetch(q["survey_bulk_insert"])
+        }
         skipped = 0
         for r in await conn.fetch(q["survey_bulk_keys"]):
-            key = (r["service"], r["external_id"])
+            key = (r["service"], r["agency_code"], r["external_id"])
             if key in inserted:
                 inserted.discard(key)  # the first line with this key is the one that was stored
                 continue
@@ -158,7 +161,8 @@ async def store(conn: asyncpg.Connection, q: Queries, rows: list[tuple[Any, ...]
                 outcome.rejected.append(
                     {
                         "line": r["line"],
-                        "error": f"conflict: service {key[0]!r} external_id {key[1]!r} exists with a different body",
+                        "error": f"conflict: service {key[0]!r} agency {key[1]!r} external_id {key[2]!r} exists with a"
+                        " different body",
                     }
                 )
         outcome.accepted += len(rows) - skipped

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections import OrderedDict
 
 import asyncpg
 
 from certmon.core.access import ROLES, Principal, generate_token, hash_token
-from certmon.core.errors import Conflict, Invalid
+from certmon.core.errors import Conflict, DatabaseUnavailable, Invalid
 from certmon.store.db import Queries, connection
 
 
@@ -39,23 +40,55 @@ async def replace_tokens(conn: asyncpg.Connection, q: Queries, prefix: str, role
 
 
 class TokenCache:
-    """Remembers verified tokens briefly so a request does not always cost a lookup."""
+    """Remembers verified tokens briefly so a request does not always cost a lookup.
 
-    def __init__(self, ttl_seconds: float) -> None:
+    Only tokens that were found are kept, in an LRU of at most ``max_entries``: unknown tokens, however many, neither
+    take room nor push out the tokens in use (wrong tokens are held back by the failed-authentication limit instead).
+    An entry older than ``ttl_seconds`` is verified again; while the database cannot be reached, ``resolve`` with
+    ``stale_ok`` still accepts it, so that Prometheus keeps scraping the last figures through an outage.
+    """
+
+    def __init__(self, ttl_seconds: float, max_entries: int = 10_000) -> None:
         self._ttl = ttl_seconds
-        self._entries: dict[bytes, tuple[float, Principal | None]] = {}
+        self._max = max_entries
+        self._entries: OrderedDict[bytes, tuple[float, Principal]] = OrderedDict()  # digest: (verified at, who)
 
-    async def resolve(self, pool: asyncpg.Pool, q: Queries, token: str, timeout: float) -> Principal | None:
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def cached(self, token: str) -> Principal | None:
+        """The principal of a token verified within the last ``ttl_seconds``, without asking the database."""
+        hit = self._entries.get(hash_token(token))
+        if hit is None or self._ttl <= 0 or hit[0] + self._ttl <= time.monotonic():
+            return None
+        return hit[1]
+
+    def known(self, token: str) -> Principal | None:
+        """The principal of a token verified at some time, however long ago (it may have been revoked since)."""
+        hit = self._entries.get(hash_token(token))
+        return None if hit is None else hit[1]
+
+    async def resolve(
+        self, pool: asyncpg.Pool, q: Queries, token: str, timeout: float, *, stale_ok: bool = False
+    ) -> Principal | None:
+        hit = self.cached(token)
+        if hit is not None:
+            return hit
         digest = hash_token(token)
-        now = time.monotonic()
-        hit = self._entries.get(digest)
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        async with connection(pool, timeout) as conn:
-            row = await conn.fetchrow(q["token_by_hash"], digest)
-        principal = None if row is None else Principal(row["name"], row["role"], row["agency_code"])
-        if self._ttl > 0:
-            if len(self._entries) > 10_000:  # bounded: random bad tokens must not grow memory
-                self._entries.clear()
-            self._entries[digest] = (now + self._ttl, principal)
+        try:
+            async with connection(pool, timeout) as conn:
+                row = await conn.fetchrow(q["token_by_hash"], digest)
+        except DatabaseUnavailable:
+            stale = self._entries.get(digest)
+            if stale_ok and stale is not None:
+                return stale[1]
+            raise
+        if row is None:
+            self._entries.pop(digest, None)  # revoked
+            return None
+        principal = Principal(row["name"], row["role"], row["agency_code"])
+        self._entries[digest] = (time.monotonic(), principal)
+        self._entries.move_to_end(digest)
+        while len(self._entries) > self._max:
+            self._entries.popitem(last=False)
         return principal

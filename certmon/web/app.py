@@ -14,6 +14,7 @@ from aiohttp import web
 from certmon.core.audit import Actor
 from certmon.core.clock import Clock, utc_now
 from certmon.core.policy import Policy, load_policy
+from certmon.core.ratelimit import RateLimit
 from certmon.core.settings import Settings
 from certmon.core.sources.mapping import load_mapping
 from certmon.core.workers import WorkerPool
@@ -28,6 +29,7 @@ from certmon.web.api import setup_routes
 from certmon.web.api.common import json_response
 from certmon.web.console import setup_console
 from certmon.web.console.sessions import console_pages
+from certmon.web.deadlines import body_deadline, cut_bodies_on_shutdown
 from certmon.web.metrics import handle_metrics
 from certmon.web.middlewares import authenticate, problems, request_context
 from certmon.web.pages import setup_pages
@@ -157,7 +159,7 @@ def create_app(
     A policy or ingest mapping that cannot be used raises here (PolicyError, MappingError), before anything starts.
     """
     # Innermost, the console's: sessions, form tokens and errors as pages, for the console's own routes only.
-    middlewares = [request_context, problems, authenticate, console_pages]
+    middlewares = [request_context, problems, body_deadline, authenticate, console_pages]
     app = web.Application(middlewares=middlewares, client_max_size=64 * 1024**2)
     app[appkeys.SETTINGS] = settings
     app[appkeys.CLOCK] = clock
@@ -167,7 +169,13 @@ def create_app(
     app[appkeys.INGEST_MAPPING] = mapping
     app[appkeys.QUERIES] = Queries.load()
     app[appkeys.TOKENS] = TokenCache(settings.token_cache_seconds)
+    app[appkeys.AUTH_FAILURES] = RateLimit(settings.auth_failures_per_minute)
+    per_token = settings.token_requests_per_minute
+    app[appkeys.TOKEN_REQUESTS] = RateLimit(per_token) if per_token else None
     app[appkeys.METRICS] = Metrics(snapshot)
+    app[appkeys.BODY_WATCHES] = set()
+    app[appkeys.BACKGROUND] = set()
+    app.on_shutdown.append(cut_bodies_on_shutdown)
     app[appkeys.BULK_SLOTS] = asyncio.Semaphore(max(1, settings.pool_max // 2))
     app.cleanup_ctx.append(database_context(database_url))
     app.cleanup_ctx.append(parser_context)

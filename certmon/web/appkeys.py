@@ -13,6 +13,7 @@ from aiohttp import web
 from certmon.core.access import Principal
 from certmon.core.clock import Clock
 from certmon.core.policy import Policy
+from certmon.core.ratelimit import RateLimit
 from certmon.core.sessions import ConsoleSession
 from certmon.core.settings import Settings
 from certmon.core.sources.mapping import IngestMapping
@@ -27,6 +28,8 @@ QUERIES = web.AppKey("queries", Queries)
 POOL = web.AppKey("pool", asyncpg.Pool)
 DATABASE_URL = web.AppKey("database_url", str)  # the resolved one (the embedded server's too): exports connect to it
 TOKENS = web.AppKey("tokens", TokenCache)
+AUTH_FAILURES = web.AppKey("auth_failures", RateLimit)  # wrong tokens per client address
+TOKEN_REQUESTS: web.AppKey[RateLimit | None] = web.AppKey("token_requests")  # requests per token; None: no limit
 METRICS = web.AppKey("metrics", Metrics)
 # Worker processes: they validate bulk bodies and render PDF reports; None: bulk bodies in the loop, PDFs in a thread.
 PARSER: web.AppKey[Executor | None] = web.AppKey("parser")
@@ -36,6 +39,8 @@ EXPORTER: web.AppKey[Executor | None] = web.AppKey("exporter")
 BULK_SLOTS = web.AppKey("bulk_slots", asyncio.Semaphore)
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")  # the current instant of every handler
 HTTP_CLIENT = web.AppKey("http_client", aiohttp.ClientSession)  # outgoing requests: agencies' webhooks
+BACKGROUND: web.AppKey[set[asyncio.Task[None]]] = web.AppKey("background")  # tasks behind answers: token checks
+BODY_WATCHES: web.AppKey[set[Any]] = web.AppKey("body_watches")  # deadlines of bodies still arriving
 SCHEDULER = web.AppKey("scheduler", Any)  # apscheduler's AsyncIOScheduler is untyped
 
 PRINCIPAL = web.RequestKey("principal", Principal)  # who is calling

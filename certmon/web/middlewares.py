@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -9,8 +11,10 @@ from collections.abc import Awaitable, Callable
 import structlog
 from aiohttp import web
 
+from certmon.core.access import METRICS_READERS, Principal
 from certmon.core.ack_links import ACK_PREFIX
-from certmon.core.errors import CertmonError, DatabaseUnavailable, Unauthorized
+from certmon.core.errors import CertmonError, DatabaseUnavailable, TooManyRequests, Unauthorized
+from certmon.core.ratelimit import address_key, client_address
 from certmon.store import db
 from certmon.web import appkeys
 from certmon.web.api import PUBLIC_PATHS
@@ -78,6 +82,10 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
         return await handler(request)
     except DatabaseUnavailable as exc:
         return _unavailable(request, exc.detail)
+    except TooManyRequests as exc:
+        response = problem(exc.status, exc.title, exc.detail, **exc.extra)
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     except CertmonError as exc:
         return problem(exc.status, exc.title, exc.detail, **exc.extra)
     except web.HTTPException as exc:
@@ -98,18 +106,85 @@ def _unavailable(request: web.Request, detail: str) -> web.Response:
     return response
 
 
+METRICS_PATH = "/metrics"
+
+
 @web.middleware
 async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if not request.path.startswith("/api/v1/") or request.path in PUBLIC_PATHS:
+    """The caller behind the bearer token of an API request or a scrape of /metrics, within the rate limits."""
+    path = request.path
+    if path == METRICS_PATH:
+        if request.app[appkeys.SETTINGS].metrics_public:
+            return await handler(request)
+    elif not path.startswith("/api/v1/") or path in PUBLIC_PATHS:
         return await handler(request)
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("send Authorization: Bearer <token>")
-    app = request.app
-    timeout = app[appkeys.SETTINGS].db_timeout_seconds
-    caller = await app[appkeys.TOKENS].resolve(app[appkeys.POOL], app[appkeys.QUERIES], token.strip(), timeout)
-    if caller is None:
-        raise Unauthorized("unknown or revoked token")
+    caller = await _caller(request)
     request[appkeys.PRINCIPAL] = caller
     structlog.contextvars.bind_contextvars(token=caller.name)
+    if path == METRICS_PATH:
+        caller.require(*METRICS_READERS)
+    per_token = request.app[appkeys.TOKEN_REQUESTS]
+    if per_token is not None:
+        wait = per_token.spend(caller.name, _seconds(request))
+        if wait is not None:
+            raise TooManyRequests(f"token {caller.name!r} made more than its requests a minute; slow down", wait)
     return await handler(request)
+
+
+def _verify_later(app: web.Application, token: str) -> None:
+    pending = app[appkeys.BACKGROUND]
+
+    async def verify() -> None:
+        timeout = app[appkeys.SETTINGS].db_timeout_seconds
+        with contextlib.suppress(DatabaseUnavailable):
+            await app[appkeys.TOKENS].resolve(app[appkeys.POOL], app[appkeys.QUERIES], token, timeout, stale_ok=True)
+
+    task = asyncio.get_running_loop().create_task(verify())
+    pending.add(task)  # held until done: the loop keeps only weak references to tasks
+    task.add_done_callback(pending.discard)
+
+
+def _seconds(request: web.Request) -> float:
+    """The app clock's reading in seconds, which the rate limits count in."""
+    return request.app[appkeys.CLOCK]().timestamp()
+
+
+async def _caller(request: web.Request) -> Principal:
+    """The token's principal. A token not verified lately costs a lookup, which wrong tokens from one address may
+    cost only so often: past the limit that address is answered 429 without a lookup until it may try again."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("send Authorization: Bearer <token>")
+    app = request.app
+    tokens = app[appkeys.TOKENS]
+    known = tokens.cached(token)
+    if known is not None:
+        return known
+    if request.path == METRICS_PATH:
+        # A scrape never waits on the database: a token verified before is taken now and verified again behind it,
+        # so a revoked one is refused from the next scrape on.
+        seen = tokens.known(token)
+        if seen is not None:
+            _verify_later(app, token)
+            return seen
+    failures = app[appkeys.AUTH_FAILURES]
+    trusted = app[appkeys.SETTINGS].trusted_proxies
+    address = address_key(client_address(request.remote, request.headers.get("X-Forwarded-For"), trusted))
+    # The unit is spent before the lookup, so that concurrent wrong tokens cannot all pass one check; a good token
+    # gives it back.
+    wait = failures.spend(address, _seconds(request))
+    if wait is not None:
+        raise TooManyRequests("too many failed authentications from this address", wait)
+    timeout = app[appkeys.SETTINGS].db_timeout_seconds
+    # A scrape may pass on a token verified before the database went away: /metrics answers from its snapshot.
+    stale_ok = request.path == METRICS_PATH
+    try:
+        caller = await tokens.resolve(app[appkeys.POOL], app[appkeys.QUERIES], token, timeout, stale_ok=stale_ok)
+    except DatabaseUnavailable:
+        failures.refund(address, _seconds(request))  # nothing was learnt about the token
+        raise
+    if caller is None:
+        raise Unauthorized("unknown or revoked token")
+    failures.refund(address, _seconds(request))
+    return caller

@@ -4,11 +4,13 @@ INSERT INTO survey_responses (
     external_id, body_hash, created_by
 )
 VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10, $11, $12)
-ON CONFLICT (service, external_id) DO NOTHING
+ON CONFLICT (service, (coalesce(agency_code, '')), external_id) DO NOTHING
 RETURNING *;
 
 -- name: survey_response_by_key
-SELECT * FROM survey_responses WHERE service = $1 AND external_id = $2;
+-- The key is scoped to the agency: another agency's response under the same external_id is not this one.
+SELECT * FROM survey_responses
+WHERE service = $1 AND coalesce(agency_code, '') = coalesce($2::text, '') AND external_id = $3;
 
 -- name: survey_response_page
 -- Newest first, keyset-paginated on id; each bound is optional.
@@ -38,17 +40,19 @@ INSERT INTO survey_responses (
 SELECT service, agency_code, submitted_at, answers, answer_count, score_sum, top2_count, comment, channel,
        external_id, body_hash, created_by
 FROM (
-    SELECT DISTINCT ON (service, coalesce(external_id, '#' || line)) *
+    SELECT DISTINCT ON (service, coalesce(agency_code, ''), coalesce(external_id, '#' || line)) *
     FROM survey_stage
-    ORDER BY service, coalesce(external_id, '#' || line), line
+    ORDER BY service, coalesce(agency_code, ''), coalesce(external_id, '#' || line), line
 ) first_lines
-ON CONFLICT (service, external_id) DO NOTHING
-RETURNING service, external_id;
+ON CONFLICT (service, (coalesce(agency_code, '')), external_id) DO NOTHING
+RETURNING service, agency_code, external_id;
 
 -- name: survey_bulk_keys
-SELECT s.line, s.service, s.external_id, s.body_hash AS staged_hash, r.body_hash AS stored_hash
+SELECT s.line, s.service, s.agency_code, s.external_id, s.body_hash AS staged_hash, r.body_hash AS stored_hash
 FROM survey_stage s
-JOIN survey_responses r ON r.service = s.service AND r.external_id = s.external_id
+JOIN survey_responses r
+  ON r.service = s.service AND coalesce(r.agency_code, '') = coalesce(s.agency_code, '')
+  AND r.external_id = s.external_id
 ORDER BY s.line;
 
 -- name: survey_figures

@@ -53,7 +53,9 @@ async def list_agencies(request: web.Request) -> web.Response:
 )
 async def get_agency(request: web.Request) -> web.Response:
     code = path_code(request)
-    principal(request).scope(code)
+    caller = principal(request)
+    if caller.role == "agency" and code != caller.agency:
+        raise NotFound(f"no agency {code!r}")  # as for a code that no agency has: another's is not told apart
     async with connection(request) as conn:
         return json_response(await fetch_agency(conn, request.app[appkeys.QUERIES], code))
 

@@ -28,6 +28,7 @@ from certmon.web.api.common import (
     query,
     read_model,
 )
+from certmon.web.deadlines import streamed
 
 api = Api()
 WRITERS = ("admin", "analyst")
@@ -101,6 +102,7 @@ def boolean(raw: str) -> bool:
 
 
 async def _stream(request: web.Request, source: str, convert: Convert, m: IngestMapping) -> web.Response:
+    streamed(request)  # any size, at the pace of the inserts: only a pause in the body is cut short
     caller = principal(request)
     app = request.app
     history = query(request, "history", boolean) or False
