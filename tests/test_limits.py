@@ -139,6 +139,18 @@ async def test_concurrent_wrong_tokens_get_no_more_lookups_than_the_limit(make_a
     assert sorted(status for status, _, _ in statuses) == [401] * 3 + [429] * 27
 
 
+async def test_many_connections_opened_at_once_with_a_valid_token_are_all_served(
+    make_api: Callable[..., Any],
+) -> None:
+    """A sensor opening forty connections at once with its own token, never seen before or with its cache entry
+    expired, is served on all of them: the limit counts wrong tokens, not lookups of a good one."""
+    api: Api = await make_api(clock=Clock(), auth_failures_per_minute=3, token_cache_seconds=0)
+    for _ in range(3):
+        statuses = await asyncio.gather(*(call(api, api.tokens["analyst"]) for _ in range(40)))
+        assert sorted(status for status, _, _ in statuses) == [200] * 40
+    assert (await call(api, "certmon_wrong"))[0] == 401
+
+
 async def test_blocked_address_does_not_block_others_behind_a_trusted_proxy(make_api: Callable[..., Any]) -> None:
     """Behind a trusted proxy each client is limited on its own; without that setting X-Forwarded-For is ignored."""
     trusting: Api = await make_api(clock=Clock(), auth_failures_per_minute=1, trusted_proxies=("127.0.0.0/8",))

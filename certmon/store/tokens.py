@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from collections import OrderedDict
@@ -52,6 +53,7 @@ class TokenCache:
         self._ttl = ttl_seconds
         self._max = max_entries
         self._entries: OrderedDict[bytes, tuple[float, Principal]] = OrderedDict()  # digest: (verified at, who)
+        self._lookups: dict[bytes, asyncio.Future[Principal | None]] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -68,6 +70,10 @@ class TokenCache:
         hit = self._entries.get(hash_token(token))
         return None if hit is None else hit[1]
 
+    def in_flight(self, token: str) -> bool:
+        """Whether a lookup of this token is under way (later callers share its answer)."""
+        return hash_token(token) in self._lookups
+
     async def resolve(
         self, pool: asyncpg.Pool, q: Queries, token: str, timeout: float, *, stale_ok: bool = False
     ) -> Principal | None:
@@ -75,14 +81,24 @@ class TokenCache:
         if hit is not None:
             return hit
         digest = hash_token(token)
+        # Concurrent requests with one token (a sensor opening many connections, or all of them once its entry is
+        # old) share one lookup. A task of its own, so that a caller that goes away does not cancel the others'.
+        lookup = self._lookups.get(digest)
+        if lookup is None:
+            lookup = asyncio.ensure_future(self._lookup(pool, q, digest, timeout))
+            self._lookups[digest] = lookup
+            lookup.add_done_callback(lambda _: self._lookups.pop(digest, None))
         try:
-            async with connection(pool, timeout) as conn:
-                row = await conn.fetchrow(q["token_by_hash"], digest)
+            return await asyncio.shield(lookup)
         except DatabaseUnavailable:
             stale = self._entries.get(digest)
             if stale_ok and stale is not None:
                 return stale[1]
             raise
+
+    async def _lookup(self, pool: asyncpg.Pool, q: Queries, digest: bytes, timeout: float) -> Principal | None:
+        async with connection(pool, timeout) as conn:
+            row = await conn.fetchrow(q["token_by_hash"], digest)
         if row is None:
             self._entries.pop(digest, None)  # revoked
             return None

@@ -171,20 +171,27 @@ async def _caller(request: web.Request) -> Principal:
     failures = app[appkeys.AUTH_FAILURES]
     trusted = app[appkeys.SETTINGS].trusted_proxies
     address = address_key(client_address(request.remote, request.headers.get("X-Forwarded-For"), trusted))
-    # The unit is spent before the lookup, so that concurrent wrong tokens cannot all pass one check; a good token
-    # gives it back.
-    wait = failures.spend(address, _seconds(request))
-    if wait is not None:
-        raise TooManyRequests("too many failed authentications from this address", wait)
+    # A token never verified costs a unit before its lookup, so that concurrent wrong tokens cannot all pass one
+    # check; a good token gives it back. One verified before, or being looked up already, costs none: the limit is
+    # for guessing, and a sensor opening many connections at once with its own token must not be refused.
+    spends = tokens.known(token) is None and not tokens.in_flight(token)
+    if spends:
+        wait = failures.spend(address, _seconds(request))
+        if wait is not None:
+            raise TooManyRequests("too many failed authentications from this address", wait)
     timeout = app[appkeys.SETTINGS].db_timeout_seconds
     # A scrape may pass on a token verified before the database went away: /metrics answers from its snapshot.
     stale_ok = request.path == METRICS_PATH
     try:
         caller = await tokens.resolve(app[appkeys.POOL], app[appkeys.QUERIES], token, timeout, stale_ok=stale_ok)
     except DatabaseUnavailable:
-        failures.refund(address, _seconds(request))  # nothing was learnt about the token
+        if spends:
+            failures.refund(address, _seconds(request))  # nothing was learnt about the token
         raise
     if caller is None:
+        if not spends:  # a token revoked since, or a wrong one that shared a lookup: a failure all the same
+            failures.spend(address, _seconds(request))
         raise Unauthorized("unknown or revoked token")
-    failures.refund(address, _seconds(request))
+    if spends:
+        failures.refund(address, _seconds(request))
     return caller
