@@ -16,11 +16,12 @@ import asyncio
 import contextlib
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,14 +36,20 @@ sys.path.insert(0, str(REPO))
 
 from scratch import free_port, scratch_database  # noqa: E402
 
+from certmon.core.clocks import Clocks  # noqa: E402
+from certmon.core.policy import load_policy  # noqa: E402
 from certmon.store import audit, db, migrations  # noqa: E402
 from certmon.store.bulk import INCIDENT_COLUMNS  # noqa: E402
 from certmon.store.tokens import create_token  # noqa: E402
 
+# The bare rows carry the policy in force's fingerprint: rows under another policy would make the next certmon
+# start recompute them, and the benchmark would time that instead of the POSTs.
+FINGERPRINT = Clocks.of(load_policy(None)).fingerprint
+
 BARE_INSERT = """
 INSERT INTO incidents (agency_code, title, severity, category, source, external_id, detected_at, notified_at,
                        policy_hash, created_by)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'bare', 'bare')
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'bare')
 RETURNING id
 """
 
@@ -81,6 +88,7 @@ def bare_app(url: str) -> web.Application:
             body["external_id"],
             datetime.fromisoformat(body["detected_at"]),
             datetime.fromisoformat(body["notified_at"]),
+            FINGERPRINT,
         )
         return web.json_response({"id": row_id, **body}, status=201)
 
@@ -90,14 +98,24 @@ def bare_app(url: str) -> web.Application:
     return app
 
 
+def _ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2):
+            return True
+    except urllib.error.HTTPError as exc:
+        return exc.code == 404
+    except OSError:
+        return False
+
+
 @contextlib.contextmanager
 def server(args: list[str], env: dict[str, str], port: int) -> Any:
     process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
+        # certmon listens before it is ready (it binds its port first): wait for /readyz, which the bare server
+        # does not have (404).
+        while _ready(port) is False:
             if time.monotonic() > deadline or process.poll() is not None:
                 raise RuntimeError(f"server {args} did not start")
             time.sleep(0.2)
