@@ -196,6 +196,9 @@ async def test_each_demo_start_replaces_the_demo_token(database_url: str, starte
         assert status == {printed[0]: 401, printed[1]: 200}
         valid = await conn.fetch("SELECT name, role FROM api_tokens WHERE revoked_at IS NULL")
         assert [(r["role"], r["name"].startswith("demo-admin-")) for r in valid] == [("admin", True)]
+        # The audit trail names the demo as the writer of its tokens (the agency above is the test's own).
+        writers = await conn.fetch("SELECT DISTINCT actor FROM audit_entries WHERE table_name = 'api_tokens'")
+        assert [r["actor"] for r in writers] == ["cli:demo"]
     finally:
         await conn.close()
 

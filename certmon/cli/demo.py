@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import structlog
 from aiohttp import web
 
+from certmon.core.audit import Actor
 from certmon.core.periods import fiscal_year_of
 from certmon.store import db
 from certmon.store.demo import load
@@ -24,7 +25,8 @@ DEMO_TOKEN_PREFIX = "demo-admin-"
 def context(host: str, port: int) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         q = app[appkeys.QUERIES]
-        async with db.connection(app[appkeys.POOL], 600) as conn:
+        # The audit trail names the demo as the writer of its data and its token.
+        async with db.connection(app[appkeys.POOL], 600, Actor("cli:demo", "cli")) as conn:
             # In one transaction: a demo stopped while it loads leaves the database empty, and the next one loads
             # it whole rather than finding a part and taking it for a filled database.
             async with conn.transaction():
