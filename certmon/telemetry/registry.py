@@ -34,13 +34,38 @@ from certmon.telemetry.conventions import (
 from certmon.telemetry.snapshot import Snapshot, SnapshotCollector, SnapshotHealth
 
 
-class Metrics:
-    def __init__(self, snapshot: Snapshot | None = None, registry: CollectorRegistry | None = None) -> None:
+class ProcessMetrics:
+    """What every certmon process exposes, the service and a stream consumer alike: the process, its version, and
+    the incidents it stored or refused."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry(auto_describe=True)
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         self.build_info = Gauge(BUILD_INFO, "certmon version running; always 1", ["version"], registry=self.registry)
         self.build_info.labels(version=__version__).set(1)
+        self.ingested = Counter(INCIDENTS_INGESTED, "incidents stored, by source", ["source"], registry=self.registry)
+        self.rejected = Counter(
+            INCIDENTS_REJECTED,
+            "incident records refused, by source and reason",
+            ["source", "reason"],
+            registry=self.registry,
+        )
+
+    def count_imported(self, source: str, created: int, unmatched: int, rejected: Mapping[str, int]) -> None:
+        """An import's incidents, its alerts that matched no agency, and its records refused by reason."""
+        if created:
+            self.ingested.labels(source=source).inc(created)
+        if unmatched:
+            self.rejected.labels(source=source, reason="unmatched").inc(unmatched)
+        for reason, count in rejected.items():
+            if count:
+                self.rejected.labels(source=source, reason=reason).inc(count)
+
+
+class Metrics(ProcessMetrics):
+    def __init__(self, snapshot: Snapshot | None = None, registry: CollectorRegistry | None = None) -> None:
+        super().__init__(registry)
         self.requests = Counter(
             HTTP_REQUESTS, "HTTP requests answered", list(HTTP_REQUEST_LABELS), registry=self.registry
         )
@@ -49,13 +74,6 @@ class Metrics:
             "time to answer an HTTP request",
             list(HTTP_REQUEST_SECONDS_LABELS),
             buckets=REQUEST_BUCKETS,
-            registry=self.registry,
-        )
-        self.ingested = Counter(INCIDENTS_INGESTED, "incidents stored, by source", ["source"], registry=self.registry)
-        self.rejected = Counter(
-            INCIDENTS_REJECTED,
-            "incident records refused, by source and reason",
-            ["source", "reason"],
             registry=self.registry,
         )
         self.notifications = Counter(
@@ -89,15 +107,6 @@ class Metrics:
             self._request_children[key] = children
         children[0].inc()
         children[1].observe(seconds)
-
-    def count_imported(self, source: str, created: int, unmatched: int, rejected: Mapping[str, int]) -> None:
-        """An import's incidents, its alerts that matched no agency, and its records refused by reason."""
-        if created:
-            self.ingested.labels(source=source).inc(created)
-        if unmatched:
-            self.rejected.labels(source=source, reason="unmatched").inc(unmatched)
-        for reason, count in rejected.items():
-            self.rejected.labels(source=source, reason=reason).inc(count)
 
     def count_notification(self, channel: str, outcome: str) -> None:
         """One notify call's outcome: sent, failed, or duplicate (sent before, or a send in progress)."""
