@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncpg
 from aiohttp import web
 
 from certmon.core.errors import BadGateway, Conflict
-from certmon.core.models import NotificationIn, NotificationOut
+from certmon.core.models import Channel, NotificationIn, NotificationOut
 from certmon.notify import flow
 from certmon.web import appkeys
 from certmon.web.api import idempotency
@@ -36,29 +37,11 @@ api = Api()
 async def notify_incident(request: web.Request) -> web.Response:
     caller = principal(request)
     body = await read_model(request, NotificationIn)
-    app = request.app
-    metrics = app[appkeys.METRICS]
     target = incident_id(request)
     async with connection(request) as conn:
 
         async def send() -> web.Response:
-            try:
-                outcome = await flow.notify(
-                    conn,
-                    app[appkeys.QUERIES],
-                    app[appkeys.POLICY],
-                    app[appkeys.SETTINGS],
-                    app[appkeys.HTTP_CLIENT],
-                    target,
-                    body.channel,
-                    caller.name,
-                    app[appkeys.CLOCK],
-                    resend=body.resend,
-                )
-            except Conflict:
-                metrics.count_notification(body.channel, "duplicate")
-                raise
-            metrics.count_notification(outcome.channel, outcome.kind)
+            outcome = await notify_counted(request, conn, target, body.channel, caller.name, resend=body.resend)
             notification = outcome.notification
             if outcome.kind == "failed":
                 raise BadGateway(
@@ -68,3 +51,29 @@ async def notify_incident(request: web.Request) -> web.Response:
             return json_response(notification, status=201 if outcome.kind == "sent" else 200)
 
         return await idempotency.once(request, conn, send, atomic=False)
+
+
+async def notify_counted(
+    request: web.Request, conn: asyncpg.Connection, target: int, channel: Channel, actor: str, *, resend: bool
+) -> flow.Outcome:
+    """Notify through flow.notify and count the outcome, a refused duplicate included: for the API and the console."""
+    app = request.app
+    metrics = app[appkeys.METRICS]
+    try:
+        outcome = await flow.notify(
+            conn,
+            app[appkeys.QUERIES],
+            app[appkeys.POLICY],
+            app[appkeys.SETTINGS],
+            app[appkeys.HTTP_CLIENT],
+            target,
+            channel,
+            actor,
+            app[appkeys.CLOCK],
+            resend=resend,
+        )
+    except Conflict:
+        metrics.count_notification(channel, "duplicate")
+        raise
+    metrics.count_notification(outcome.channel, outcome.kind)
+    return outcome

@@ -19,10 +19,10 @@ from certmon.core.errors import BadGateway, CertmonError, Conflict, Forbidden, I
 from certmon.core.models import AGENCY_EVENTS, CHANNELS, MILESTONES, EventIn
 from certmon.core.sla import Clock
 from certmon.core.taxonomy import rsit_names
-from certmon.notify import flow
 from certmon.store import console, incidents
 from certmon.web import appkeys
 from certmon.web.api.common import connection, now, row_id, validation_problem
+from certmon.web.api.notifications import notify_counted
 from certmon.web.console import locale
 from certmon.web.console.messages import Lang, label, text
 from certmon.web.console.queue import agency_names
@@ -223,31 +223,14 @@ async def notify_agency(request: web.Request) -> web.Response:
     caller = signed_in(request)
     caller.require(*WRITERS)
     incident_id = target_id(request)
-    app = request.app
-    metrics = app[appkeys.METRICS]
     form = _form_values(await request.post())
     channel = form.get("channel", "")
     try:
         if channel not in CHANNELS:
             raise Invalid("channel", f"must be one of {', '.join(CHANNELS)}")
         async with connection(request) as conn:
-            try:
-                outcome = await flow.notify(
-                    conn,
-                    app[appkeys.QUERIES],
-                    app[appkeys.POLICY],
-                    app[appkeys.SETTINGS],
-                    app[appkeys.HTTP_CLIENT],
-                    incident_id,
-                    channel,  # checked against CHANNELS above
-                    caller.name,
-                    app[appkeys.CLOCK],
-                    resend=form.get("resend") == "1",
-                )
-            except Conflict:
-                metrics.count_notification(channel, "duplicate")
-                raise
-        metrics.count_notification(outcome.channel, outcome.kind)
+            resend = form.get("resend") == "1"
+            outcome = await notify_counted(request, conn, incident_id, channel, caller.name, resend=resend)
         if outcome.kind == "failed":
             response = outcome.notification["response"]
             raise BadGateway(f"the {channel} notification was not accepted: {response}")
