@@ -42,7 +42,8 @@ def job_installers() -> tuple[JobInstaller, ...]:
 
 
 def runtime_of(app: web.Application, clock: Clock = utc_now) -> Runtime:
-    """What the jobs are handed of a started app: its settings, policy, ingest mapping, queries, pool and snapshot."""
+    """What the jobs are handed of a started app: its settings, policy, ingest mapping, queries, pool, snapshot and
+    recompute."""
     return Runtime(
         settings=app[appkeys.SETTINGS],
         policy=app[appkeys.POLICY],
@@ -52,6 +53,7 @@ def runtime_of(app: web.Application, clock: Clock = utc_now) -> Runtime:
         snapshot=app[appkeys.METRICS].snapshot,
         database_url=app[appkeys.DATABASE_URL],
         exporter=app[appkeys.EXPORTER],
+        recompute=app[appkeys.RECOMPUTE],
         clock=clock,
     )
 

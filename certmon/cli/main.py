@@ -21,6 +21,7 @@ from certmon.cli import (
     logs,
     notify,
     queue,
+    recompute,
     reports,
     serve,
     surveys,
@@ -49,6 +50,7 @@ def command_groups() -> tuple[CommandGroup, ...]:
         notify.add_commands,
         queue.add_commands,
         audit.add_commands,
+        recompute.add_commands,
         consume.add_commands,
     )
 

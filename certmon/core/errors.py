@@ -8,6 +8,7 @@ from typing import Any
 class CertmonError(Exception):
     status = 500
     title = "Internal error"
+    retry_after: int | None = None  # seconds; sent as Retry-After when set
 
     def __init__(self, detail: str, **extra: Any) -> None:
         super().__init__(detail)
@@ -84,3 +85,22 @@ class TooManyRequests(CertmonError):
     def __init__(self, detail: str, retry_after: int) -> None:
         super().__init__(detail, retry_after=retry_after)
         self.retry_after = retry_after
+
+
+class Recomputing(Conflict):
+    """Clocks are being recomputed under the policy in force: figures that mix two policies are not signed."""
+
+    retry_after: int
+
+    def __init__(self, remaining: int, retry_after: int) -> None:
+        super().__init__(
+            f"the clocks of {remaining} incidents are being recomputed under the policy in force; monthly exports are "
+            f"signed only once every clock is: retry after {retry_after} seconds",
+            recomputing={"remaining": remaining},
+        )
+        self.remaining = remaining
+        self.retry_after = retry_after
+
+    def __reduce__(self) -> tuple[type[Recomputing], tuple[int, int]]:
+        # Raised in the exports' worker process and re-raised in the service: rebuilt from its own arguments.
+        return Recomputing, (self.remaining, self.retry_after)

@@ -528,11 +528,22 @@ class PeriodOut(BaseModel):
     end: datetime
 
 
+class RecomputingOut(BaseModel):
+    remaining: int = Field(ge=1, description="incidents whose clocks are still stored under the previous policy")
+
+
+RECOMPUTING = (
+    "while clocks are being recomputed after a policy change, how many are left: the figures mix both policies "
+    "until then; null when every clock is of the policy in force"
+)
+
+
 class SlaReport(FiguresOut):
     objective: str = Field(description="the objective these figures are of; the KPI's unless one was asked for")
     period: PeriodOut
     target: float
     groups: list[GroupOut]
+    recomputing: RecomputingOut | None = Field(description=RECOMPUTING)
 
 
 class Problem(BaseModel):

@@ -131,6 +131,7 @@ class Settings:
     header_timeout_seconds: float = 10.0  # a request's line and headers must arrive within this
     body_timeout_seconds: float = 60.0  # a request's body must arrive within this (a streamed one: no pause longer)
     shutdown_grace_seconds: float = 30.0  # requests in progress get this long to finish after SIGTERM
+    recompute_batch: int = 1000  # incidents recomputed in one transaction after a policy change
 
     @property
     def effective_signing_key_path(self) -> Path:
@@ -326,4 +327,5 @@ class Settings:
             header_timeout_seconds=get("HEADER_TIMEOUT_SECONDS", positive(float), 10.0),
             body_timeout_seconds=get("BODY_TIMEOUT_SECONDS", positive(float), 60.0),
             shutdown_grace_seconds=get("SHUTDOWN_GRACE_SECONDS", positive(float), 30.0),
+            recompute_batch=get("RECOMPUTE_BATCH", positive(int), 1000),
         )

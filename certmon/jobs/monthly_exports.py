@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -11,8 +11,9 @@ from apscheduler.triggers.cron import CronTrigger
 
 from certmon.core import signing
 from certmon.core.clock import utc_now
-from certmon.core.errors import DatabaseUnavailable
+from certmon.core.errors import DatabaseUnavailable, Recomputing
 from certmon.core.export_content import ExportResult
+from certmon.core.recompute import RETRY_AFTER_SECONDS
 from certmon.jobs.runtime import Runtime
 from certmon.store import exports
 
@@ -24,10 +25,14 @@ async def run(runtime: Runtime, now: datetime) -> tuple[list[ExportResult], date
     """Export and restate what is due at now, writing new revisions to CERTMON_EXPORT_DIR.
 
     The work runs in the exports' worker, so the service answers meanwhile (the start-up catch-up of a year of
-    big months included). Returns the results and when a month not ready yet becomes ready; None when the
-    database was unavailable.
+    big months included). Returns the results and when to run again: when a month not ready yet becomes ready, or,
+    while clocks are being recomputed under a new policy, once they may be done (nothing is signed meanwhile).
+    None when the database was unavailable.
     """
     settings = runtime.settings
+    recompute = runtime.recompute
+    if recompute.status.remaining:
+        return _wait_for_recompute(recompute.status.remaining)
     # Created here if missing, once, so that the worker only ever reads it.
     await asyncio.to_thread(signing.load_or_create_key, settings.effective_signing_key_path)
     worker = exports.worker_of(settings, runtime.policy, runtime.database_url)
@@ -38,6 +43,9 @@ async def run(runtime: Runtime, now: datetime) -> tuple[list[ExportResult], date
     except DatabaseUnavailable as exc:
         log.warning("monthly export skipped", error=exc.detail)
         return None
+    except Recomputing as exc:
+        recompute.start()  # stale clocks this process had not counted: written by a replica on the previous policy
+        return _wait_for_recompute(exc.remaining)
     log.info(
         "monthly export run",
         created=[f"{r.month}/r{r.revision}" for r in results if r.created],
@@ -46,6 +54,13 @@ async def run(runtime: Runtime, now: datetime) -> tuple[list[ExportResult], date
         retry_at=None if retry_at is None else retry_at.isoformat(),
     )
     return results, retry_at
+
+
+def _wait_for_recompute(remaining: int) -> tuple[list[ExportResult], datetime]:
+    # A retry on the scheduler's clock, which is the machine's (see Runtime.clock).
+    retry_at = utc_now() + timedelta(seconds=RETRY_AFTER_SECONDS)
+    log.info("monthly export waits for the clock recompute", remaining=remaining, retry_at=retry_at.isoformat())
+    return [], retry_at
 
 
 def install_exports(runtime: Runtime, scheduler: AsyncIOScheduler) -> None:

@@ -1,4 +1,5 @@
-"""What a job is handed: the service's settings, policy, ingest mapping, queries, pool and snapshot, and its clock."""
+"""What a job is handed: the service's settings, policy, ingest mapping, queries, pool, snapshot and recompute, and its
+clock."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from certmon.core.policy import Policy
 from certmon.core.settings import Settings
 from certmon.core.sources.mapping import IngestMapping
 from certmon.store.db import Queries
+from certmon.store.recompute import Recompute
 from certmon.telemetry.snapshot import Snapshot
 
 
@@ -27,6 +29,7 @@ class Runtime:
     snapshot: Snapshot
     database_url: str  # resolved: the exports' worker connects to it
     exporter: Executor | None  # where the monthly exports run; None: a thread
+    recompute: Recompute  # clocks stored under another policy: exports wait until they are recomputed
     # The instant a job's work is done as of; jobs read it here and nowhere else, so that a test runs them at an
     # instant of its choice. When a job fires is the scheduler's business: apscheduler compares its run times with
     # the machine's clock, so a job that is to run right away is given utc_now(), whatever this clock says.

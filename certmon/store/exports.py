@@ -20,7 +20,8 @@ import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from certmon.core import signing
-from certmon.core.errors import Conflict, DatabaseUnavailable
+from certmon.core.clocks import Clocks
+from certmon.core.errors import Conflict, DatabaseUnavailable, Recomputing
 from certmon.core.export_content import (
     FIGURE_FIELDS,
     FORMAT,
@@ -47,11 +48,12 @@ from certmon.core.export_content import (
 )
 from certmon.core.periods import Period
 from certmon.core.policy import Policy
+from certmon.core.recompute import RETRY_AFTER_SECONDS
 from certmon.core.settings import Settings
 from certmon.core.sla import Clock, paused_seconds_at
 from certmon.core.tables import JSON_MEDIA
 from certmon.core.words import Lang
-from certmon.store import compliance, db, surveys
+from certmon.store import compliance, db, incidents, surveys
 
 log = structlog.get_logger("certmon.exports")
 
@@ -405,8 +407,9 @@ async def export_month(
     """Store revision 1 of a month, or revision N+1 when its data changed since revision N; else return N.
 
     Replicas serialise on an advisory lock and read one snapshot; the unique (month, revision) constraint backs it up.
-    ``lang`` is the report language. This is CPU work of seconds to minutes: the service runs it in a worker
-    (``month_in_worker``), never on its event loop.
+    While any incident's clocks are stored under another policy (a recompute in progress), Recomputing is raised and
+    nothing is stored. ``lang`` is the report language. This is CPU work of seconds to minutes: the service runs it
+    in a worker (``month_in_worker``), never on its event loop.
     """
     ready = evaluation_instant(policy, period)
     if now < ready:
@@ -418,6 +421,10 @@ async def export_month(
     try:
         try:
             async with conn.transaction(isolation="repeatable_read"):
+                # In the snapshot the month is read from: a signed revision never mixes two policies' clocks.
+                stale = await incidents.stale_count(conn, q, Clocks.of(policy).fingerprint)
+                if stale:
+                    raise Recomputing(stale, RETRY_AFTER_SECONDS)
                 return await _store(conn, q, policy, key, period, now, actor, lang)
         except asyncpg.UniqueViolationError:
             # Reached only when a writer ignored the lock; what it stored is the month's revision.

@@ -267,33 +267,65 @@ def _check_order(milestones: Mapping[str, datetime | None]) -> None:
             raise Invalid("at", f"{name} would be earlier than detected ({detected.isoformat()})")
 
 
-async def recompute_stale(conn: asyncpg.Connection, q: Queries, policy: Policy, batch: int = 1000) -> int:
-    """Recompute every objective's clock of incidents stored under another policy; returns how many."""
+# Where a pass over the stale incidents has reached: whether it is past the fingerprint in force (the fingerprints
+# that sort below it come first), and the last (policy_hash, id) a batch took.
+StaleCursor = tuple[bool, str, int]
+FIRST_STALE: StaleCursor = (False, "", 0)
+
+
+async def stale_count(conn: asyncpg.Connection, q: Queries, fingerprint: str) -> int:
+    """Incidents whose clocks are stored under another policy than ``fingerprint``'s: an index probe when none is."""
+    if not await conn.fetchval(q["incidents_stale_probe"], fingerprint):
+        return 0
+    count: int = await conn.fetchval(q["incidents_stale_count"], fingerprint)
+    return count
+
+
+async def recompute_batch(
+    conn: asyncpg.Connection, q: Queries, policy: Policy, after: StaleCursor, size: int
+) -> tuple[int, StaleCursor | None]:
+    """Recompute every objective's clock of the next ``size`` stale incidents after ``after``, in one transaction.
+
+    Returns how many, and where the next batch starts; None when this pass found none left. Rows locked by another
+    transaction (another replica's batch, an event being recorded) are skipped: a later pass finds those still stale.
+    """
     clocks = Clocks.of(policy)
     fingerprint = clocks.fingerprint
-    done = 0
-    while rows := await conn.fetch(q["incidents_stale_policy"], fingerprint, batch):
+    above, last_hash, last_id = after
+    async with conn.transaction():
+        rows = []
+        if not above:
+            rows = await conn.fetch(q["incidents_stale_below"], fingerprint, last_hash, last_id, size)
+            if not rows:
+                # Past the fingerprint in force without reading one incident stored under it.
+                above, last_hash, last_id = True, fingerprint, MAX_ID
+        if above:
+            rows = await conn.fetch(q["incidents_stale_above"], fingerprint, last_hash, last_id, size)
+        if not rows:
+            return 0, None
         pauses = await pauses_for(conn, q, [row["id"] for row in rows])
-        updates = []
+        kpi = []
         every: dict[int, dict[str, Clock]] = {}
         for row in rows:
             milestones = {name: row[f"{name}_at"] for name in ALL_MILESTONES}
             every[row["id"]] = _closed(row, clocks.all(row["severity"], milestones, _pauses(pauses[row["id"]])))
-            updates.append(
-                (
-                    row["id"],
-                    *(milestones[n] for n in ALL_MILESTONES),
-                    row["excluded"],
-                    row["exclusion_reason"],
-                    *clock_values(every[row["id"]][clocks.kpi]),
-                    fingerprint,
-                )
-            )
-        async with conn.transaction():
-            await conn.executemany(q["incident_update_state"], updates)
-            await _replace_clocks(conn, q, every)
-        done += len(rows)
-    return done
+            kpi.append((row["id"], *clock_values(every[row["id"]][clocks.kpi])))
+        await conn.execute(q["incidents_recompute_update"], *columns(kpi, 6), fingerprint)
+        await _replace_clocks(conn, q, every)
+    last = rows[-1]
+    return len(rows), (above, last["policy_hash"], last["id"])
+
+
+async def recompute_stale(conn: asyncpg.Connection, q: Queries, policy: Policy, batch: int = 1000) -> int:
+    """Recompute, batch after batch on this connection, the incidents stored under another policy that no other
+    transaction holds; returns how many."""
+    done, cursor = 0, FIRST_STALE
+    while True:
+        count, after = await recompute_batch(conn, q, policy, cursor, batch)
+        done += count
+        if after is None:
+            return done
+        cursor = after
 
 
 def to_json(

@@ -39,6 +39,7 @@ NOTIFICATION_LABELS = ("channel", "outcome")
 NOTIFICATION_CHANNELS = ("email", "webhook")
 # sent: a server accepted it; failed: refused or unanswered (502); duplicate: sent before or in progress (200, 409)
 NOTIFICATION_OUTCOMES = ("sent", "failed", "duplicate")
+RECOMPUTE_REMAINING = "certmon_recompute_remaining"  # incidents stored under another policy, recomputed behind answers
 
 # Per-process metrics of `certmon consume` (certmon.telemetry.streams)
 STREAM_PENDING = "certmon_stream_pending_messages"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from prometheus_client import (
     CollectorRegistry,
@@ -12,8 +12,10 @@ from prometheus_client import (
     PlatformCollector,
     ProcessCollector,
 )
+from prometheus_client.core import GaugeMetricFamily, Metric
 
 from certmon import __version__
+from certmon.core.recompute import RecomputeStatus
 from certmon.telemetry.conventions import (
     BUILD_INFO,
     HTTP_REQUEST_LABELS,
@@ -28,6 +30,7 @@ from certmon.telemetry.conventions import (
     NOTIFICATION_OUTCOMES,
     NOTIFICATIONS,
     OTHER_SOURCE,
+    RECOMPUTE_REMAINING,
     REJECT_REASONS,
     REQUEST_BUCKETS,
 )
@@ -63,8 +66,30 @@ class ProcessMetrics:
                 self.rejected.labels(source=source, reason=reason).inc(count)
 
 
+class RecomputeGauge:
+    """The incidents whose clocks are stored under another policy, as this process last knew at each scrape: it is
+    lowered batch by batch, not on the snapshot's schedule."""
+
+    def __init__(self, status: RecomputeStatus) -> None:
+        self.status = status
+
+    def collect(self) -> Iterable[Metric]:
+        yield GaugeMetricFamily(
+            RECOMPUTE_REMAINING,
+            "incidents whose clocks are stored under another policy than the one in force, being recomputed; 0 "
+            "when none",
+            value=self.status.remaining,
+        )
+
+
 class Metrics(ProcessMetrics):
-    def __init__(self, snapshot: Snapshot | None = None, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self,
+        snapshot: Snapshot | None = None,
+        registry: CollectorRegistry | None = None,
+        *,
+        recompute: RecomputeStatus | None = None,
+    ) -> None:
         super().__init__(registry)
         self.requests = Counter(
             HTTP_REQUESTS, "HTTP requests answered", list(HTTP_REQUEST_LABELS), registry=self.registry
@@ -95,6 +120,7 @@ class Metrics(ProcessMetrics):
         self.snapshot = snapshot or Snapshot()
         self.registry.register(SnapshotCollector(self.snapshot))
         self.registry.register(SnapshotHealth(self.snapshot))
+        self.registry.register(RecomputeGauge(recompute or RecomputeStatus()))
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         key = (method, route, status)

@@ -11,15 +11,17 @@ import asyncpg
 import structlog
 from aiohttp import web
 
-from certmon.core.audit import Actor
 from certmon.core.clock import Clock, utc_now
+from certmon.core.errors import DatabaseUnavailable
 from certmon.core.policy import Policy, load_policy
 from certmon.core.ratelimit import RateLimit
+from certmon.core.recompute import ACTOR as RECOMPUTE_ACTOR
 from certmon.core.settings import Settings
 from certmon.core.sources.mapping import load_mapping
 from certmon.core.workers import WorkerPool
-from certmon.store import bulk, db, incidents, migrations
+from certmon.store import bulk, db, migrations
 from certmon.store.db import Queries
+from certmon.store.recompute import Recompute
 from certmon.store.tokens import TokenCache
 from certmon.telemetry.registry import Metrics
 from certmon.telemetry.snapshot import Snapshot
@@ -50,7 +52,8 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def _prepare_database(app: web.Application, url: str) -> None:
-    """Wait for the database, migrate it, and bring stored clocks in line with the policy in force."""
+    """Wait for the database and migrate it; clocks stored under another policy are recomputed behind readiness
+    (recompute_context)."""
     settings = app[appkeys.SETTINGS]
     deadline = time.monotonic() + STARTUP_WAIT_SECONDS
     while True:
@@ -64,10 +67,6 @@ async def _prepare_database(app: web.Application, url: str) -> None:
             continue
         try:
             await migrations.migrate(conn)
-            await db.set_actor(conn, Actor("system:startup", "system"))
-            recomputed = await incidents.recompute_stale(conn, app[appkeys.QUERIES], app[appkeys.POLICY])
-            if recomputed:
-                log.info("clocks recomputed under the policy in force", incidents=recomputed)
         finally:
             await conn.close()
         return
@@ -89,6 +88,25 @@ def database_context(url: str | None) -> Callable[[web.Application], AsyncIterat
                 await pool.close()
 
     return ctx
+
+
+async def recompute_context(app: web.Application) -> AsyncIterator[None]:
+    """After a policy change, the stored clocks are recomputed in the background while the service answers.
+
+    Start-up counts the stale incidents (an index probe when there are none, as at every other start), so that the
+    first answers already say their figures are being recomputed; it never waits for the recompute itself.
+    """
+    recompute = app[appkeys.RECOMPUTE]
+    try:
+        stale = await recompute.count()
+    except DatabaseUnavailable:
+        stale = 1  # not known yet: the background recompute counts once the database is back
+    if stale:
+        recompute.start()
+    try:
+        yield
+    finally:
+        await recompute.stop()
 
 
 async def parser_context(app: web.Application) -> AsyncIterator[None]:
@@ -172,12 +190,19 @@ def create_app(
     app[appkeys.AUTH_FAILURES] = RateLimit(settings.auth_failures_per_minute)
     per_token = settings.token_requests_per_minute
     app[appkeys.TOKEN_REQUESTS] = RateLimit(per_token) if per_token else None
-    app[appkeys.METRICS] = Metrics(snapshot)
+    app[appkeys.RECOMPUTE] = Recompute(  # on the pool, once database_context has made it
+        lambda: db.connection(app[appkeys.POOL], settings.db_timeout_seconds, RECOMPUTE_ACTOR),
+        app[appkeys.QUERIES],
+        app[appkeys.POLICY],
+        settings.recompute_batch,
+    )
+    app[appkeys.METRICS] = Metrics(snapshot, recompute=app[appkeys.RECOMPUTE].status)
     app[appkeys.BODY_WATCHES] = set()
     app[appkeys.BACKGROUND] = set()
     app.on_shutdown.append(cut_bodies_on_shutdown)
     app[appkeys.BULK_SLOTS] = asyncio.Semaphore(max(1, settings.pool_max // 2))
     app.cleanup_ctx.append(database_context(database_url))
+    app.cleanup_ctx.append(recompute_context)
     app.cleanup_ctx.append(parser_context)
     app.cleanup_ctx.append(exporter_context)
     app.cleanup_ctx.append(http_client_context)

@@ -18,6 +18,7 @@ from certmon.core.sessions import ConsoleSession
 from certmon.core.settings import Settings
 from certmon.core.sources.mapping import IngestMapping
 from certmon.store.db import Queries
+from certmon.store.recompute import Recompute
 from certmon.store.tokens import TokenCache
 from certmon.telemetry.registry import Metrics
 
@@ -31,6 +32,7 @@ TOKENS = web.AppKey("tokens", TokenCache)
 AUTH_FAILURES = web.AppKey("auth_failures", RateLimit)  # wrong tokens per client address
 TOKEN_REQUESTS: web.AppKey[RateLimit | None] = web.AppKey("token_requests")  # requests per token; None: no limit
 METRICS = web.AppKey("metrics", Metrics)
+RECOMPUTE = web.AppKey("recompute", Recompute)  # clocks stored under another policy, recomputed in the background
 # Worker processes: they validate bulk bodies and render PDF reports; None: bulk bodies in the loop, PDFs in a thread.
 PARSER: web.AppKey[Executor | None] = web.AppKey("parser")
 # The process that runs monthly exports, a fresh one for each; None: in a thread (CERTMON_PARSE_WORKERS=0).

@@ -82,12 +82,11 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
         return await handler(request)
     except DatabaseUnavailable as exc:
         return _unavailable(request, exc.detail)
-    except TooManyRequests as exc:
+    except CertmonError as exc:  # a rate limit, a recompute in progress: come back after retry_after seconds
         response = problem(exc.status, exc.title, exc.detail, **exc.extra)
-        response.headers["Retry-After"] = str(exc.retry_after)
+        if exc.retry_after is not None:
+            response.headers["Retry-After"] = str(exc.retry_after)
         return response
-    except CertmonError as exc:
-        return problem(exc.status, exc.title, exc.detail, **exc.extra)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -81,6 +81,16 @@ SET detected_at = $2, analysed_at = $3, notified_at = $4, acknowledged_at = $5, 
 WHERE id = $1
 RETURNING *;
 
+-- name: incidents_recompute_update
+-- A recompute batch's KPI clocks, one array per column, in one statement (one audit entry for the batch): only the
+-- clocks and the fingerprint change, the rows being locked since they were read.
+UPDATE incidents AS i
+SET clock_start = u.clock_start, at_risk_at = u.at_risk_at, due_at = u.due_at, stopped_at = u.stopped_at,
+    delay_seconds = u.delay_seconds, policy_hash = $7, updated_at = now()
+FROM unnest($1::bigint[], $2::timestamptz[], $3::timestamptz[], $4::timestamptz[], $5::timestamptz[],
+            $6::float8[]) AS u (id, clock_start, at_risk_at, due_at, stopped_at, delay_seconds)
+WHERE i.id = u.id;
+
 -- name: incident_page
 -- Newest first, keyset-paginated on id. $4 is a list of states (any of them), $10 a text searched in the title
 -- and the external id.
@@ -133,8 +143,35 @@ ORDER BY CASE WHEN $12 THEN sort_key END ASC, CASE WHEN $12 THEN id END ASC,
          CASE WHEN NOT $12 THEN sort_key END DESC, CASE WHEN NOT $12 THEN id END DESC
 LIMIT $9;
 
--- name: incidents_stale_policy
-SELECT * FROM incidents WHERE policy_hash <> $1 ORDER BY id LIMIT $2;
+-- name: incidents_stale_probe
+-- Whether any incident's clocks are stored under another policy than $1: the nearest fingerprint below it and the
+-- nearest above, two probes of incidents_policy whatever the table's size and whatever its statistics say.
+SELECT (SELECT max(policy_hash) FROM incidents WHERE policy_hash < $1) IS NOT NULL
+    OR (SELECT min(policy_hash) FROM incidents WHERE policy_hash > $1) IS NOT NULL;
+
+-- name: incidents_stale_count
+-- Two range scans of incidents_policy, either side of $1: the incidents in force are never read.
+SELECT (SELECT count(*) FROM incidents WHERE policy_hash < $1)
+     + (SELECT count(*) FROM incidents WHERE policy_hash > $1);
+
+-- name: incidents_stale_below
+-- The next batch of stale incidents whose fingerprint sorts below $1, after ($2, $3) in (policy_hash, id) order: a
+-- range scan of incidents_policy that reads the batch and no more. Rows another transaction holds (a replica's
+-- batch, an event being recorded) are left for a later pass; one that a replica recomputed meanwhile no longer
+-- matches when it is locked.
+SELECT * FROM incidents
+WHERE policy_hash < $1 AND (policy_hash, id) > ($2, $3)
+ORDER BY policy_hash, id
+LIMIT $4
+FOR UPDATE SKIP LOCKED;
+
+-- name: incidents_stale_above
+-- The same for the fingerprints that sort above $1.
+SELECT * FROM incidents
+WHERE policy_hash > $1 AND (policy_hash, id) > ($2, $3)
+ORDER BY policy_hash, id
+LIMIT $4
+FOR UPDATE SKIP LOCKED;
 
 -- name: incident_keys_taken
 -- One probe of the unique key per asked key. As a plain join the planner prefers hashing a sequential scan of the

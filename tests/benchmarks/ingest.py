@@ -43,7 +43,7 @@ from certmon.store.bulk import INCIDENT_COLUMNS  # noqa: E402
 from certmon.store.tokens import create_token  # noqa: E402
 
 # The bare rows carry the policy in force's fingerprint: rows under another policy would make the next certmon
-# start recompute them, and the benchmark would time that instead of the POSTs.
+# recompute them in the background, and the benchmark would time the POSTs against that.
 FINGERPRINT = Clocks.of(load_policy(None)).fingerprint
 
 BARE_INSERT = """

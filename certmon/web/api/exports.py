@@ -17,12 +17,24 @@ from aiohttp import web
 from pydantic import BaseModel, Field, WithJsonSchema
 
 from certmon.core import signing
-from certmon.core.errors import Invalid, NotFound
+from certmon.core.errors import Invalid, NotFound, Recomputing
 from certmon.core.models import MONTH_SCHEMA
 from certmon.core.periods import Period, parse_period
+from certmon.core.recompute import RETRY_AFTER_SECONDS
 from certmon.store import exports
 from certmon.web import appkeys
-from certmon.web.api.common import PUBLIC, Api, Param, connection, json_response, now, principal, query, read_model
+from certmon.web.api.common import (
+    PUBLIC,
+    Answer,
+    Api,
+    Param,
+    connection,
+    json_response,
+    now,
+    principal,
+    query,
+    read_model,
+)
 
 api = Api()
 READERS = ("admin", "auditor")
@@ -109,7 +121,14 @@ async def list_exports(request: web.Request) -> web.Response:
     body=ExportIn,
     response=ExportOut,
     status=201,
-    responses={200: "the month's data is unchanged; the latest revision is returned", 409: "the month is not over"},
+    responses={
+        200: "the month's data is unchanged; the latest revision is returned",
+        409: Answer(
+            "the month is not over; or clocks are being recomputed under a new policy (the problem's recomputing "
+            "says how many are left): retry after Retry-After seconds",
+            headers={"Retry-After": "seconds to wait while clocks are being recomputed"},
+        ),
+    },
 )
 async def create_export(request: web.Request) -> web.Response:
     caller = principal(request)
@@ -117,14 +136,22 @@ async def create_export(request: web.Request) -> web.Response:
     app = request.app
     policy = app[appkeys.POLICY]
     period = _export_period(body.month, policy.tz, now(request))
+    recompute = app[appkeys.RECOMPUTE]
+    if recompute.status.remaining:
+        raise Recomputing(recompute.status.remaining, RETRY_AFTER_SECONDS)
     settings = app[appkeys.SETTINGS]
     # Created here if missing, once, so that the worker only ever reads it.
     await asyncio.to_thread(signing.load_or_create_key, settings.effective_signing_key_path)
     worker = exports.worker_of(settings, policy, app[appkeys.DATABASE_URL])
     # Seconds to minutes of CPU: in the exports' worker, on a connection of its own, never on the event loop.
-    result = await exports.off_loop(
-        app[appkeys.EXPORTER], exports.month_in_worker, worker, period, now(request), caller.name
-    )
+    try:
+        result = await exports.off_loop(
+            app[appkeys.EXPORTER], exports.month_in_worker, worker, period, now(request), caller.name
+        )
+    except Recomputing:
+        # Stale clocks this process had not counted: written by a replica still on the previous policy.
+        recompute.start()
+        raise
     out = {
         "month": result.month,
         "revision": result.revision,

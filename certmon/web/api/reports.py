@@ -6,11 +6,12 @@ import asyncio
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from certmon.core import fiscal_report
 from certmon.core.access import READ_ALL
 from certmon.core.errors import Invalid
+from certmon.core.models import RECOMPUTING, RecomputingOut
 from certmon.core.periods import MAX_FISCAL_YEAR_BE
 from certmon.store import fiscal_kpis
 from certmon.web import appkeys
@@ -43,6 +44,7 @@ class FiscalReport(BaseModel):
     agencies: list[dict[str, Any]]
     sources: dict[str, Any]
     lang: str
+    recomputing: RecomputingOut | None = Field(description=RECOMPUTING)
 
 
 @api.operation(
@@ -83,7 +85,7 @@ async def fiscal(request: web.Request) -> web.Response:
             conn, app[appkeys.QUERIES], policy, fy, None if quarter is None else int(quarter), now(request)
         )
     if fmt == "json":
-        return json_response({**report, "lang": lang})
+        return json_response({**report, "lang": lang, "recomputing": app[appkeys.RECOMPUTE].status.answer()})
     language: fiscal_report.Lang = "en" if lang == "en" else "th"
     # A PDF is a second of CPU; every format renders in a worker process (or a thread), never on the event loop.
     executor = app[appkeys.PARSER]

@@ -68,4 +68,4 @@ async def sla_report(request: web.Request) -> web.Response:
             group_by=group_by,
             objective=objective,
         )
-    return json_response(result)
+    return json_response({**result, "recomputing": app[appkeys.RECOMPUTE].status.answer()})

@@ -185,6 +185,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "sla.met_of": ("ทันเวลา {met} จาก {decided} เหตุการณ์", "{met} of {decided} incidents on time"),
     "sla.open": ("ยังไม่ตัดสินผล {n} เหตุการณ์", "{n} not decided yet"),
     "sla.no_data": ("ยังไม่มีเหตุการณ์ที่ตัดสินผลได้", "Nothing decided yet"),
+    "sla.recomputing": (
+        "กำลังคำนวณนาฬิกา SLA ใหม่ตามนโยบายที่ใช้อยู่ เหลืออีก {n} เหตุการณ์ ตัวเลขในหน้านี้อาจยังเปลี่ยนแปลง",
+        "Clocks are being recomputed under the policy in force, {n} incidents to go: the figures on this page may "
+        "still change.",
+    ),
     "sla.objectives": ("แต่ละเป้าหมาย SLA", "Each objective"),
     "sla.trend": ("แนวโน้มรายเดือน ปีงบประมาณ {fy}", "Monthly trend, fiscal year {fy}"),
     "sla.trend_desc": (

@@ -177,7 +177,14 @@ async def show_sla(request: web.Request) -> web.Response:
                 "year": headline(sector_year[sector], lang) if sector in sector_year else None,
             }
         )
-    context = {**figures, "worst": worst, "sectors": sectors, "agency": None, "title": text(lang, "sla.title")}
+    context = {
+        **figures,
+        "worst": worst,
+        "sectors": sectors,
+        "agency": None,
+        "title": text(lang, "sla.title"),
+        "recomputing": app[appkeys.RECOMPUTE].status.remaining,
+    }
     return page(request, "sla.html", context, active="sla")
 
 
@@ -201,5 +208,6 @@ async def show_agency(request: web.Request) -> web.Response:
         "sectors": [],
         "agency": {**names, "sector": label(lang, "sector", found["sector"]), "cii": found["cii"]},
         "title": text(lang, "sla.agency_title", name=names["first"]),
+        "recomputing": app[appkeys.RECOMPUTE].status.remaining,
     }
     return page(request, "sla.html", context, active="agency" if caller.role == "agency" else "sla")
