@@ -18,7 +18,7 @@ from certmon.core.ratelimit import RateLimit
 from certmon.core.settings import Settings
 from certmon.core.sources.mapping import load_mapping
 from certmon.core.workers import WorkerPool
-from certmon.store import bulk, db, incidents, migrations
+from certmon.store import bulk, db, incidents, migrations, rollups
 from certmon.store.db import Queries
 from certmon.store.tokens import TokenCache
 from certmon.telemetry.registry import Metrics
@@ -65,6 +65,8 @@ async def _prepare_database(app: web.Application, url: str) -> None:
         try:
             await migrations.migrate(conn)
             await db.set_actor(conn, Actor("system:startup", "system"))
+            if await rollups.follow_timezone(conn, app[appkeys.QUERIES], app[appkeys.POLICY]):
+                log.info("rollups rebuilt in the policy's timezone", timezone=app[appkeys.POLICY].timezone)
             recomputed = await incidents.recompute_stale(conn, app[appkeys.QUERIES], app[appkeys.POLICY])
             if recomputed:
                 log.info("clocks recomputed under the policy in force", incidents=recomputed)

@@ -1,0 +1,369 @@
+-- Rollups: a period's SLA figures read from counts per objective, agency, severity, local month and decided state
+-- rather than from every incident of the period, kept exact in the transaction of every write.
+--
+-- Writers only ever append to sla_rollup_delta, from statement-level triggers on incidents and incident_clocks:
+-- two writers of one agency's incidents never wait on each other's counter row. certmon_rollup_compact() folds the
+-- deltas into the month, histogram and all-time tables in one statement, so a reader (which adds the deltas not yet
+-- folded) sees the same sums before and after it.
+--
+-- The facts, each counted +1 when a row is written and -1 when it is replaced or removed:
+--   * per incident, objective '': 'detected' or 'detected_excluded', on the local day of its detection;
+--   * per started clock (an incident_clocks row with a clock_start): 'started' or 'started_excluded', on the day of
+--     the incident's detection, and, on the day its clock started, 'excluded' for an excluded incident, or 'met' or
+--     'breached' once it stopped, with the delay's histogram bucket and its seconds.
+-- An incident belongs to the period its objective's clock started in, or to its detection's when the clock has not
+-- started; so a period's not-started incidents are its detected ones less those whose clock started. Running
+-- clocks are few and their state moves with time: they are read live (incident_clocks_running).
+
+-- The local day of every fact is in the policy's timezone; certmon rebuilds the rollups when that changes.
+CREATE TABLE sla_rollup_settings (
+    only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+    timezone text NOT NULL
+);
+INSERT INTO sla_rollup_settings (timezone) VALUES ('Asia/Bangkok');
+
+-- bucket is the delay's fine histogram bucket (certmon_delay_bucket), le the index of the first metrics bucket
+-- bound at or above it (certmon_delay_le); both -1 for facts without a delay.
+CREATE TABLE sla_rollup_delta (
+    objective   text NOT NULL,
+    agency_code text NOT NULL,
+    severity    text NOT NULL,
+    day         date NOT NULL,
+    state       text NOT NULL,
+    bucket      smallint NOT NULL,
+    le          smallint NOT NULL,
+    n           bigint NOT NULL,
+    delay_sum   double precision NOT NULL
+);
+CREATE INDEX sla_rollup_delta_day ON sla_rollup_delta (objective, day);
+
+CREATE TABLE sla_rollup_month (
+    objective   text NOT NULL,
+    month       date NOT NULL,
+    agency_code text NOT NULL,
+    severity    text NOT NULL,
+    state       text NOT NULL,
+    n           bigint NOT NULL,
+    delay_sum   double precision NOT NULL,
+    PRIMARY KEY (objective, month, agency_code, severity, state)
+);
+
+CREATE TABLE sla_delay_month (
+    objective   text NOT NULL,
+    month       date NOT NULL,
+    agency_code text NOT NULL,
+    severity    text NOT NULL,
+    bucket      smallint NOT NULL,
+    n           bigint NOT NULL,
+    delay_sum   double precision NOT NULL,
+    PRIMARY KEY (objective, month, agency_code, severity, bucket)
+);
+
+-- All history, for the metrics' counters: decided counts per agency and the delay histogram on the metrics' bounds.
+CREATE TABLE sla_rollup_total (
+    objective   text NOT NULL,
+    agency_code text NOT NULL,
+    severity    text NOT NULL,
+    state       text NOT NULL,
+    n           bigint NOT NULL,
+    PRIMARY KEY (objective, agency_code, severity, state)
+);
+
+CREATE TABLE sla_delay_total (
+    objective text NOT NULL,
+    severity  text NOT NULL,
+    le        smallint NOT NULL,
+    n         bigint NOT NULL,
+    delay_sum double precision NOT NULL,
+    PRIMARY KEY (objective, severity, le)
+);
+
+-- Bucket 0 holds zero delays, 1 those under a millisecond, and k >= 2 [0.001 * 1.01^(k-2), 0.001 * 1.01^(k-1)):
+-- certmon/core/histogram.py reads a bucket as the mean of its delays, within 1 % of any delay in it.
+CREATE FUNCTION certmon_delay_bucket(delay double precision) RETURNS smallint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE
+        WHEN delay <= 0 THEN 0
+        WHEN delay < 0.001 THEN 1
+        ELSE least(2 + floor(ln(delay / 0.001) / ln(1.01)), 32767)
+    END::smallint
+$$;
+
+-- The index in the metrics' bucket bounds (certmon/telemetry/conventions.py DELAY_BUCKETS, then +Inf) of the first
+-- bound at or above the delay; a test holds the two lists equal.
+CREATE FUNCTION certmon_delay_le(delay double precision) RETURNS smallint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT (SELECT count(*) FROM unnest(
+        ARRAY[300, 900, 1800, 2700, 3600, 5400, 7200, 14400, 21600, 28800, 86400, 259200]::float8[]
+    ) AS b WHERE b < delay)::smallint
+$$;
+
+CREATE FUNCTION certmon_local_day(at timestamptz) RETURNS date
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT (at AT TIME ZONE (SELECT timezone FROM sla_rollup_settings))::date
+$$;
+
+-- The facts of an incident, signed; objective '' for the incident's own, then one set per started clock.
+CREATE FUNCTION certmon_incident_facts(
+    agency_code text, severity text, detected_at timestamptz, excluded boolean, sign integer
+) RETURNS TABLE (objective text, agency_code text, severity text, day date, state text, bucket smallint,
+                 le smallint, n bigint, delay_sum double precision)
+LANGUAGE sql STABLE AS $$
+    SELECT '', agency_code, severity, certmon_local_day(detected_at),
+           CASE WHEN excluded THEN 'detected_excluded' ELSE 'detected' END, -1::smallint, -1::smallint,
+           sign::bigint, 0::float8
+$$;
+
+CREATE FUNCTION certmon_clock_facts(
+    agency_code text, severity text, detected_at timestamptz, excluded boolean, objective text,
+    clock_start timestamptz, due_at timestamptz, stopped_at timestamptz, delay_seconds double precision,
+    sign integer
+) RETURNS TABLE (objective text, agency_code text, severity text, day date, state text, bucket smallint,
+                 le smallint, n bigint, delay_sum double precision)
+LANGUAGE sql STABLE AS $$
+    SELECT objective, agency_code, severity, certmon_local_day(detected_at),
+           CASE WHEN excluded THEN 'started_excluded' ELSE 'started' END, -1::smallint, -1::smallint,
+           sign::bigint, 0::float8
+    WHERE clock_start IS NOT NULL
+    UNION ALL
+    SELECT objective, agency_code, severity, certmon_local_day(clock_start),
+           CASE WHEN excluded THEN 'excluded' WHEN stopped_at <= due_at THEN 'met' ELSE 'breached' END,
+           CASE WHEN excluded OR delay_seconds IS NULL THEN -1 ELSE certmon_delay_bucket(delay_seconds) END,
+           CASE WHEN excluded OR delay_seconds IS NULL THEN -1 ELSE certmon_delay_le(delay_seconds) END,
+           sign::bigint,
+           CASE WHEN excluded THEN 0 ELSE sign * coalesce(delay_seconds, 0) END
+    WHERE clock_start IS NOT NULL AND (excluded OR stopped_at IS NOT NULL)
+$$;
+
+-- Every fact of the given incidents (key columns as given, clocks as stored now), signed. Writes that cancel
+-- out (a row rewritten as it was) write nothing.
+CREATE FUNCTION certmon_rollup_add(
+    ids bigint[], agency_codes text[], severities text[], detected timestamptz[], excluded boolean[], signs integer[],
+    with_clocks boolean
+) RETURNS void
+LANGUAGE sql AS $$
+    INSERT INTO sla_rollup_delta
+    SELECT f.objective, f.agency_code, f.severity, f.day, f.state, f.bucket, f.le, sum(f.n), sum(f.delay_sum)
+    FROM unnest(ids, agency_codes, severities, detected, excluded, signs)
+         AS r (id, agency_code, severity, detected_at, excluded, sign)
+    CROSS JOIN LATERAL (
+        SELECT * FROM certmon_incident_facts(r.agency_code, r.severity, r.detected_at, r.excluded, r.sign)
+        UNION ALL
+        SELECT cf.*
+        FROM incident_clocks c
+        CROSS JOIN LATERAL certmon_clock_facts(
+            r.agency_code, r.severity, r.detected_at, r.excluded, c.objective, c.clock_start, c.due_at,
+            c.stopped_at, c.delay_seconds, r.sign) AS cf
+        WHERE with_clocks AND c.incident_id = r.id
+    ) AS f
+    GROUP BY 1, 2, 3, 4, 5, 6, 7
+    HAVING sum(f.n) <> 0
+$$;
+
+-- A new incident has no clock rows yet as far as its own facts go: the clocks' trigger adds theirs, whichever of
+-- the two fires first when one statement writes both.
+CREATE FUNCTION certmon_rollup_incidents_insert() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM certmon_rollup_add(array_agg(id), array_agg(agency_code), array_agg(severity), array_agg(detected_at),
+                               array_agg(excluded), array_agg(1), false)
+    FROM new_rows;
+    RETURN NULL;
+END
+$$;
+
+-- An update moves an incident's facts, and those of its clocks, only when what keys them changed.
+CREATE FUNCTION certmon_rollup_incidents_update() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM certmon_rollup_add(array_agg(r.id), array_agg(r.agency_code), array_agg(r.severity),
+                               array_agg(r.detected_at), array_agg(r.excluded), array_agg(r.sign), true)
+    FROM (
+        SELECT o.id, o.agency_code, o.severity, o.detected_at, o.excluded, -1 AS sign
+        FROM old_rows o JOIN new_rows n ON n.id = o.id
+        WHERE (o.agency_code, o.severity, o.detected_at, o.excluded)
+              IS DISTINCT FROM (n.agency_code, n.severity, n.detected_at, n.excluded)
+        UNION ALL
+        SELECT n.id, n.agency_code, n.severity, n.detected_at, n.excluded, 1
+        FROM old_rows o JOIN new_rows n ON n.id = o.id
+        WHERE (o.agency_code, o.severity, o.detected_at, o.excluded)
+              IS DISTINCT FROM (n.agency_code, n.severity, n.detected_at, n.excluded)
+    ) AS r
+    HAVING count(*) > 0;
+    RETURN NULL;
+END
+$$;
+
+-- Clock rows go before their incident (the foreign key), so a deleted incident has only its own facts left.
+CREATE FUNCTION certmon_rollup_incidents_delete() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM certmon_rollup_add(array_agg(id), array_agg(agency_code), array_agg(severity), array_agg(detected_at),
+                               array_agg(excluded), array_agg(-1), true)
+    FROM old_rows;
+    RETURN NULL;
+END
+$$;
+
+-- The facts of clock rows, keyed by their incident as it stands.
+CREATE FUNCTION certmon_rollup_clock_rows(
+    incident_ids bigint[], objectives text[], clock_starts timestamptz[], dues timestamptz[], stops timestamptz[],
+    delays double precision[], signs integer[]
+) RETURNS void
+LANGUAGE sql AS $$
+    INSERT INTO sla_rollup_delta
+    SELECT f.objective, f.agency_code, f.severity, f.day, f.state, f.bucket, f.le, sum(f.n), sum(f.delay_sum)
+    FROM unnest(incident_ids, objectives, clock_starts, dues, stops, delays, signs)
+         AS c (incident_id, objective, clock_start, due_at, stopped_at, delay_seconds, sign)
+    JOIN incidents i ON i.id = c.incident_id
+    CROSS JOIN LATERAL certmon_clock_facts(
+        i.agency_code, i.severity, i.detected_at, i.excluded, c.objective, c.clock_start, c.due_at, c.stopped_at,
+        c.delay_seconds, c.sign) AS f
+    GROUP BY 1, 2, 3, 4, 5, 6, 7
+    HAVING sum(f.n) <> 0
+$$;
+
+CREATE FUNCTION certmon_rollup_clocks_insert() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM certmon_rollup_clock_rows(array_agg(incident_id), array_agg(objective), array_agg(clock_start),
+                                      array_agg(due_at), array_agg(stopped_at), array_agg(delay_seconds),
+                                      array_agg(1))
+    FROM new_rows WHERE clock_start IS NOT NULL HAVING count(*) > 0;
+    RETURN NULL;
+END
+$$;
+
+CREATE FUNCTION certmon_rollup_clocks_delete() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM certmon_rollup_clock_rows(array_agg(incident_id), array_agg(objective), array_agg(clock_start),
+                                      array_agg(due_at), array_agg(stopped_at), array_agg(delay_seconds),
+                                      array_agg(-1))
+    FROM old_rows WHERE clock_start IS NOT NULL HAVING count(*) > 0;
+    RETURN NULL;
+END
+$$;
+
+CREATE FUNCTION certmon_rollup_clocks_update() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM certmon_rollup_clock_rows(array_agg(c.incident_id), array_agg(c.objective), array_agg(c.clock_start),
+                                      array_agg(c.due_at), array_agg(c.stopped_at), array_agg(c.delay_seconds),
+                                      array_agg(c.sign))
+    FROM (
+        SELECT incident_id, objective, clock_start, due_at, stopped_at, delay_seconds, -1 AS sign FROM old_rows
+        UNION ALL
+        SELECT incident_id, objective, clock_start, due_at, stopped_at, delay_seconds, 1 FROM new_rows
+    ) AS c
+    WHERE c.clock_start IS NOT NULL
+    HAVING count(*) > 0;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER incidents_rollup_insert AFTER INSERT ON incidents
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION certmon_rollup_incidents_insert();
+CREATE TRIGGER incidents_rollup_update AFTER UPDATE ON incidents
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION certmon_rollup_incidents_update();
+CREATE TRIGGER incidents_rollup_delete AFTER DELETE ON incidents
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION certmon_rollup_incidents_delete();
+CREATE TRIGGER incident_clocks_rollup_insert AFTER INSERT ON incident_clocks
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION certmon_rollup_clocks_insert();
+CREATE TRIGGER incident_clocks_rollup_update AFTER UPDATE ON incident_clocks
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION certmon_rollup_clocks_update();
+CREATE TRIGGER incident_clocks_rollup_delete AFTER DELETE ON incident_clocks
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION certmon_rollup_clocks_delete();
+
+-- Folds every delta this transaction sees into the month, histogram and all-time tables, in one statement; a
+-- delta written meanwhile stays for the next fold. Rows whose count comes to zero are removed.
+CREATE FUNCTION certmon_rollup_compact() RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    folded bigint;
+BEGIN
+    -- One folder at a time: another one's fold is as good.
+    IF NOT pg_try_advisory_xact_lock(hashtext('certmon_rollup_compact')) THEN
+        RETURN 0;
+    END IF;
+    WITH moved AS (
+        DELETE FROM sla_rollup_delta RETURNING *
+    ), month AS (
+        INSERT INTO sla_rollup_month AS m (objective, month, agency_code, severity, state, n, delay_sum)
+        SELECT objective, date_trunc('month', day)::date, agency_code, severity, state, sum(n), sum(delay_sum)
+        FROM moved GROUP BY 1, 2, 3, 4, 5
+        ON CONFLICT (objective, month, agency_code, severity, state)
+        DO UPDATE SET n = m.n + excluded.n, delay_sum = m.delay_sum + excluded.delay_sum
+    ), delay_month AS (
+        INSERT INTO sla_delay_month AS m (objective, month, agency_code, severity, bucket, n, delay_sum)
+        SELECT objective, date_trunc('month', day)::date, agency_code, severity, bucket, sum(n), sum(delay_sum)
+        FROM moved WHERE bucket >= 0 GROUP BY 1, 2, 3, 4, 5
+        ON CONFLICT (objective, month, agency_code, severity, bucket)
+        DO UPDATE SET n = m.n + excluded.n, delay_sum = m.delay_sum + excluded.delay_sum
+    ), total AS (
+        INSERT INTO sla_rollup_total AS t (objective, agency_code, severity, state, n)
+        SELECT objective, agency_code, severity, state, sum(n)
+        FROM moved WHERE state IN ('met', 'breached') GROUP BY 1, 2, 3, 4
+        ON CONFLICT (objective, agency_code, severity, state) DO UPDATE SET n = t.n + excluded.n
+    ), delay_total AS (
+        INSERT INTO sla_delay_total AS t (objective, severity, le, n, delay_sum)
+        SELECT objective, severity, le, sum(n), sum(delay_sum)
+        FROM moved WHERE le >= 0 GROUP BY 1, 2, 3
+        ON CONFLICT (objective, severity, le)
+        DO UPDATE SET n = t.n + excluded.n, delay_sum = t.delay_sum + excluded.delay_sum
+    )
+    SELECT count(*) INTO folded FROM moved;
+    IF folded > 0 THEN
+        DELETE FROM sla_rollup_month WHERE n = 0;
+        DELETE FROM sla_delay_month WHERE n = 0;
+        DELETE FROM sla_rollup_total WHERE n = 0;
+        DELETE FROM sla_delay_total WHERE n = 0;
+    END IF;
+    RETURN folded;
+END
+$$;
+
+-- Every fact again from the rows as they stand, for a new timezone or a database that had incidents before.
+CREATE FUNCTION certmon_rollup_rebuild() RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    LOCK TABLE sla_rollup_delta, sla_rollup_month, sla_delay_month, sla_rollup_total, sla_delay_total
+        IN ACCESS EXCLUSIVE MODE;
+    TRUNCATE sla_rollup_delta, sla_rollup_month, sla_delay_month, sla_rollup_total, sla_delay_total;
+    INSERT INTO sla_rollup_delta
+    SELECT f.objective, f.agency_code, f.severity, f.day, f.state, f.bucket, f.le, sum(f.n), sum(f.delay_sum)
+    FROM (
+        SELECT f.* FROM incidents i
+        CROSS JOIN LATERAL certmon_incident_facts(i.agency_code, i.severity, i.detected_at, i.excluded, 1) AS f
+        UNION ALL
+        SELECT f.* FROM incident_clocks c
+        JOIN incidents i ON i.id = c.incident_id
+        CROSS JOIN LATERAL certmon_clock_facts(
+            i.agency_code, i.severity, i.detected_at, i.excluded, c.objective, c.clock_start, c.due_at,
+            c.stopped_at, c.delay_seconds, 1) AS f
+    ) AS f
+    GROUP BY 1, 2, 3, 4, 5, 6, 7;
+    PERFORM certmon_rollup_compact();
+END
+$$;
+
+SELECT certmon_rollup_rebuild();
+
+-- Emptied tables leave no facts behind.
+CREATE FUNCTION certmon_rollup_truncated() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM certmon_rollup_rebuild();
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER incidents_rollup_truncate AFTER TRUNCATE ON incidents
+    FOR EACH STATEMENT EXECUTE FUNCTION certmon_rollup_truncated();
+CREATE TRIGGER incident_clocks_rollup_truncate AFTER TRUNCATE ON incident_clocks
+    FOR EACH STATEMENT EXECUTE FUNCTION certmon_rollup_truncated();
+
+-- Running clocks of an objective by when they started: the live part of a period's figures.
+CREATE INDEX incident_clocks_running ON incident_clocks (objective, clock_start)
+    WHERE stopped_at IS NULL AND clock_start IS NOT NULL;
