@@ -90,26 +90,25 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
 $$;
 
 -- The index in the metrics' bucket bounds (certmon/telemetry/conventions.py DELAY_BUCKETS, then +Inf) of the first
--- bound at or above the delay; a test holds the two lists equal.
+-- bound at or above the delay; a test holds the two lists equal. A plain expression, so that it is inlined.
 CREATE FUNCTION certmon_delay_le(delay double precision) RETURNS smallint
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT (SELECT count(*) FROM unnest(
-        ARRAY[300, 900, 1800, 2700, 3600, 5400, 7200, 14400, 21600, 28800, 86400, 259200]::float8[]
-    ) AS b WHERE b < delay)::smallint
+    SELECT CASE
+        WHEN delay <= 300 THEN 0 WHEN delay <= 900 THEN 1 WHEN delay <= 1800 THEN 2 WHEN delay <= 2700 THEN 3
+        WHEN delay <= 3600 THEN 4 WHEN delay <= 5400 THEN 5 WHEN delay <= 7200 THEN 6 WHEN delay <= 14400 THEN 7
+        WHEN delay <= 21600 THEN 8 WHEN delay <= 28800 THEN 9 WHEN delay <= 86400 THEN 10
+        WHEN delay <= 259200 THEN 11 ELSE 12
+    END::smallint
 $$;
 
-CREATE FUNCTION certmon_local_day(at timestamptz) RETURNS date
-LANGUAGE sql STABLE PARALLEL SAFE AS $$
-    SELECT (at AT TIME ZONE (SELECT timezone FROM sla_rollup_settings))::date
-$$;
-
--- The facts of an incident, signed; objective '' for the incident's own, then one set per started clock.
+-- The facts below are single SELECTs of their arguments, so that the planner inlines them into the triggers'
+-- statements (a trigger's statements are planned once per connection; a function called on its own, per call).
 CREATE FUNCTION certmon_incident_facts(
-    agency_code text, severity text, detected_at timestamptz, excluded boolean, sign integer
+    agency_code text, severity text, detected_at timestamptz, excluded boolean, sign integer, zone text
 ) RETURNS TABLE (objective text, agency_code text, severity text, day date, state text, bucket smallint,
                  le smallint, n bigint, delay_sum double precision)
-LANGUAGE sql STABLE AS $$
-    SELECT '', agency_code, severity, certmon_local_day(detected_at),
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT '', agency_code, severity, (detected_at AT TIME ZONE zone)::date,
            CASE WHEN excluded THEN 'detected_excluded' ELSE 'detected' END, -1::smallint, -1::smallint,
            sign::bigint, 0::float8
 $$;
@@ -117,16 +116,16 @@ $$;
 CREATE FUNCTION certmon_clock_facts(
     agency_code text, severity text, detected_at timestamptz, excluded boolean, objective text,
     clock_start timestamptz, due_at timestamptz, stopped_at timestamptz, delay_seconds double precision,
-    sign integer
+    sign integer, zone text
 ) RETURNS TABLE (objective text, agency_code text, severity text, day date, state text, bucket smallint,
                  le smallint, n bigint, delay_sum double precision)
-LANGUAGE sql STABLE AS $$
-    SELECT objective, agency_code, severity, certmon_local_day(detected_at),
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT objective, agency_code, severity, (detected_at AT TIME ZONE zone)::date,
            CASE WHEN excluded THEN 'started_excluded' ELSE 'started' END, -1::smallint, -1::smallint,
            sign::bigint, 0::float8
     WHERE clock_start IS NOT NULL
     UNION ALL
-    SELECT objective, agency_code, severity, certmon_local_day(clock_start),
+    SELECT objective, agency_code, severity, (clock_start AT TIME ZONE zone)::date,
            CASE WHEN excluded THEN 'excluded' WHEN stopped_at <= due_at THEN 'met' ELSE 'breached' END,
            CASE WHEN excluded OR delay_seconds IS NULL THEN -1 ELSE certmon_delay_bucket(delay_seconds) END,
            CASE WHEN excluded OR delay_seconds IS NULL THEN -1 ELSE certmon_delay_le(delay_seconds) END,
@@ -135,49 +134,31 @@ LANGUAGE sql STABLE AS $$
     WHERE clock_start IS NOT NULL AND (excluded OR stopped_at IS NOT NULL)
 $$;
 
--- Every fact of the given incidents (key columns as given, clocks as stored now), signed. Writes that cancel
--- out (a row rewritten as it was) write nothing.
-CREATE FUNCTION certmon_rollup_add(
-    ids bigint[], agency_codes text[], severities text[], detected timestamptz[], excluded boolean[], signs integer[],
-    with_clocks boolean
-) RETURNS void
-LANGUAGE sql AS $$
-    INSERT INTO sla_rollup_delta
-    SELECT f.objective, f.agency_code, f.severity, f.day, f.state, f.bucket, f.le, sum(f.n), sum(f.delay_sum)
-    FROM unnest(ids, agency_codes, severities, detected, excluded, signs)
-         AS r (id, agency_code, severity, detected_at, excluded, sign)
-    CROSS JOIN LATERAL (
-        SELECT * FROM certmon_incident_facts(r.agency_code, r.severity, r.detected_at, r.excluded, r.sign)
-        UNION ALL
-        SELECT cf.*
-        FROM incident_clocks c
-        CROSS JOIN LATERAL certmon_clock_facts(
-            r.agency_code, r.severity, r.detected_at, r.excluded, c.objective, c.clock_start, c.due_at,
-            c.stopped_at, c.delay_seconds, r.sign) AS cf
-        WHERE with_clocks AND c.incident_id = r.id
-    ) AS f
-    GROUP BY 1, 2, 3, 4, 5, 6, 7
-    HAVING sum(f.n) <> 0
-$$;
-
 -- A new incident has no clock rows yet as far as its own facts go: the clocks' trigger adds theirs, whichever of
--- the two fires first when one statement writes both.
+-- the two fires first when one statement writes both. Facts that cancel out (a row rewritten as it was) are not
+-- written.
 CREATE FUNCTION certmon_rollup_incidents_insert() RETURNS trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+    zone text := (SELECT timezone FROM sla_rollup_settings);
 BEGIN
-    PERFORM certmon_rollup_add(array_agg(id), array_agg(agency_code), array_agg(severity), array_agg(detected_at),
-                               array_agg(excluded), array_agg(1), false)
-    FROM new_rows;
+    INSERT INTO sla_rollup_delta
+    SELECT f.objective, f.agency_code, f.severity, f.day, f.state, f.bucket, f.le, sum(f.n), sum(f.delay_sum)
+    FROM new_rows r
+    CROSS JOIN LATERAL certmon_incident_facts(r.agency_code, r.severity, r.detected_at, r.excluded, 1, zone) AS f
+    GROUP BY 1, 2, 3, 4, 5, 6, 7;
     RETURN NULL;
 END
 $$;
 
--- An update moves an incident's facts, and those of its clocks, only when what keys them changed.
+-- An update moves an incident's facts, and those of its clocks as they stand, only when what keys them changed.
 CREATE FUNCTION certmon_rollup_incidents_update() RETURNS trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+    zone text := (SELECT timezone FROM sla_rollup_settings);
 BEGIN
-    PERFORM certmon_rollup_add(array_agg(r.id), array_agg(r.agency_code), array_agg(r.severity),
-                               array_agg(r.detected_at), array_agg(r.excluded), array_agg(r.sign), true)
+    INSERT INTO sla_rollup_delta
+    SELECT f.objective, f.agency_code, f.severity, f.day, f.state, f.bucket, f.le, sum(f.n), sum(f.delay_sum)
     FROM (
         SELECT o.id, o.agency_code, o.severity, o.detected_at, o.excluded, -1 AS sign
         FROM old_rows o JOIN new_rows n ON n.id = o.id
@@ -189,7 +170,18 @@ BEGIN
         WHERE (o.agency_code, o.severity, o.detected_at, o.excluded)
               IS DISTINCT FROM (n.agency_code, n.severity, n.detected_at, n.excluded)
     ) AS r
-    HAVING count(*) > 0;
+    CROSS JOIN LATERAL (
+        SELECT * FROM certmon_incident_facts(r.agency_code, r.severity, r.detected_at, r.excluded, r.sign, zone)
+        UNION ALL
+        SELECT cf.*
+        FROM incident_clocks c
+        CROSS JOIN LATERAL certmon_clock_facts(
+            r.agency_code, r.severity, r.detected_at, r.excluded, c.objective, c.clock_start, c.due_at,
+            c.stopped_at, c.delay_seconds, r.sign, zone) AS cf
+        WHERE c.incident_id = r.id
+    ) AS f
+    GROUP BY 1, 2, 3, 4, 5, 6, 7
+    HAVING sum(f.n) <> 0;
     RETURN NULL;
 END
 $$;
@@ -197,67 +189,71 @@ $$;
 -- Clock rows go before their incident (the foreign key), so a deleted incident has only its own facts left.
 CREATE FUNCTION certmon_rollup_incidents_delete() RETURNS trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+    zone text := (SELECT timezone FROM sla_rollup_settings);
 BEGIN
-    PERFORM certmon_rollup_add(array_agg(id), array_agg(agency_code), array_agg(severity), array_agg(detected_at),
-                               array_agg(excluded), array_agg(-1), true)
-    FROM old_rows;
+    INSERT INTO sla_rollup_delta
+    SELECT f.objective, f.agency_code, f.severity, f.day, f.state, f.bucket, f.le, sum(f.n), sum(f.delay_sum)
+    FROM old_rows r
+    CROSS JOIN LATERAL certmon_incident_facts(r.agency_code, r.severity, r.detected_at, r.excluded, -1, zone) AS f
+    GROUP BY 1, 2, 3, 4, 5, 6, 7;
     RETURN NULL;
 END
 $$;
 
--- The facts of clock rows, keyed by their incident as it stands.
-CREATE FUNCTION certmon_rollup_clock_rows(
-    incident_ids bigint[], objectives text[], clock_starts timestamptz[], dues timestamptz[], stops timestamptz[],
-    delays double precision[], signs integer[]
-) RETURNS void
-LANGUAGE sql AS $$
+-- Clock rows' facts are keyed by their incident as it stands.
+CREATE FUNCTION certmon_rollup_clocks_insert() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    zone text := (SELECT timezone FROM sla_rollup_settings);
+BEGIN
     INSERT INTO sla_rollup_delta
     SELECT f.objective, f.agency_code, f.severity, f.day, f.state, f.bucket, f.le, sum(f.n), sum(f.delay_sum)
-    FROM unnest(incident_ids, objectives, clock_starts, dues, stops, delays, signs)
-         AS c (incident_id, objective, clock_start, due_at, stopped_at, delay_seconds, sign)
+    FROM new_rows c
     JOIN incidents i ON i.id = c.incident_id
     CROSS JOIN LATERAL certmon_clock_facts(
         i.agency_code, i.severity, i.detected_at, i.excluded, c.objective, c.clock_start, c.due_at, c.stopped_at,
-        c.delay_seconds, c.sign) AS f
-    GROUP BY 1, 2, 3, 4, 5, 6, 7
-    HAVING sum(f.n) <> 0
-$$;
-
-CREATE FUNCTION certmon_rollup_clocks_insert() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM certmon_rollup_clock_rows(array_agg(incident_id), array_agg(objective), array_agg(clock_start),
-                                      array_agg(due_at), array_agg(stopped_at), array_agg(delay_seconds),
-                                      array_agg(1))
-    FROM new_rows WHERE clock_start IS NOT NULL HAVING count(*) > 0;
+        c.delay_seconds, 1, zone) AS f
+    GROUP BY 1, 2, 3, 4, 5, 6, 7;
     RETURN NULL;
 END
 $$;
 
 CREATE FUNCTION certmon_rollup_clocks_delete() RETURNS trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+    zone text := (SELECT timezone FROM sla_rollup_settings);
 BEGIN
-    PERFORM certmon_rollup_clock_rows(array_agg(incident_id), array_agg(objective), array_agg(clock_start),
-                                      array_agg(due_at), array_agg(stopped_at), array_agg(delay_seconds),
-                                      array_agg(-1))
-    FROM old_rows WHERE clock_start IS NOT NULL HAVING count(*) > 0;
+    INSERT INTO sla_rollup_delta
+    SELECT f.objective, f.agency_code, f.severity, f.day, f.state, f.bucket, f.le, sum(f.n), sum(f.delay_sum)
+    FROM old_rows c
+    JOIN incidents i ON i.id = c.incident_id
+    CROSS JOIN LATERAL certmon_clock_facts(
+        i.agency_code, i.severity, i.detected_at, i.excluded, c.objective, c.clock_start, c.due_at, c.stopped_at,
+        c.delay_seconds, -1, zone) AS f
+    GROUP BY 1, 2, 3, 4, 5, 6, 7;
     RETURN NULL;
 END
 $$;
 
 CREATE FUNCTION certmon_rollup_clocks_update() RETURNS trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+    zone text := (SELECT timezone FROM sla_rollup_settings);
 BEGIN
-    PERFORM certmon_rollup_clock_rows(array_agg(c.incident_id), array_agg(c.objective), array_agg(c.clock_start),
-                                      array_agg(c.due_at), array_agg(c.stopped_at), array_agg(c.delay_seconds),
-                                      array_agg(c.sign))
+    INSERT INTO sla_rollup_delta
+    SELECT f.objective, f.agency_code, f.severity, f.day, f.state, f.bucket, f.le, sum(f.n), sum(f.delay_sum)
     FROM (
         SELECT incident_id, objective, clock_start, due_at, stopped_at, delay_seconds, -1 AS sign FROM old_rows
         UNION ALL
         SELECT incident_id, objective, clock_start, due_at, stopped_at, delay_seconds, 1 FROM new_rows
     ) AS c
-    WHERE c.clock_start IS NOT NULL
-    HAVING count(*) > 0;
+    JOIN incidents i ON i.id = c.incident_id
+    CROSS JOIN LATERAL certmon_clock_facts(
+        i.agency_code, i.severity, i.detected_at, i.excluded, c.objective, c.clock_start, c.due_at, c.stopped_at,
+        c.delay_seconds, c.sign, zone) AS f
+    GROUP BY 1, 2, 3, 4, 5, 6, 7
+    HAVING sum(f.n) <> 0;
     RETURN NULL;
 END
 $$;
@@ -328,6 +324,8 @@ $$;
 -- Every fact again from the rows as they stand, for a new timezone or a database that had incidents before.
 CREATE FUNCTION certmon_rollup_rebuild() RETURNS void
 LANGUAGE plpgsql AS $$
+DECLARE
+    zone text := (SELECT timezone FROM sla_rollup_settings);
 BEGIN
     LOCK TABLE sla_rollup_delta, sla_rollup_month, sla_delay_month, sla_rollup_total, sla_delay_total
         IN ACCESS EXCLUSIVE MODE;
@@ -336,13 +334,13 @@ BEGIN
     SELECT f.objective, f.agency_code, f.severity, f.day, f.state, f.bucket, f.le, sum(f.n), sum(f.delay_sum)
     FROM (
         SELECT f.* FROM incidents i
-        CROSS JOIN LATERAL certmon_incident_facts(i.agency_code, i.severity, i.detected_at, i.excluded, 1) AS f
+        CROSS JOIN LATERAL certmon_incident_facts(i.agency_code, i.severity, i.detected_at, i.excluded, 1, zone) AS f
         UNION ALL
         SELECT f.* FROM incident_clocks c
         JOIN incidents i ON i.id = c.incident_id
         CROSS JOIN LATERAL certmon_clock_facts(
             i.agency_code, i.severity, i.detected_at, i.excluded, c.objective, c.clock_start, c.due_at,
-            c.stopped_at, c.delay_seconds, 1) AS f
+            c.stopped_at, c.delay_seconds, 1, zone) AS f
     ) AS f
     GROUP BY 1, 2, 3, 4, 5, 6, 7;
     PERFORM certmon_rollup_compact();
