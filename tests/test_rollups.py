@@ -12,7 +12,6 @@ from zoneinfo import ZoneInfo
 import asyncpg
 import pytest
 
-from certmon.core import histogram
 from certmon.core.errors import Conflict, Invalid
 from certmon.core.models import EventIn, IncidentIn
 from certmon.core.periods import fiscal_quarter_period, fiscal_year_period, month_period, range_period
@@ -91,7 +90,7 @@ async def _move(conn: asyncpg.Connection, rng: random.Random, ids: list[int]) ->
 def _close(rolled: float | None, scanned: float | None) -> bool:
     if rolled is None or scanned is None:
         return rolled is scanned
-    bound = max(histogram.RELATIVE_ERROR * abs(scanned), histogram.ABSOLUTE_ERROR_BELOW_SMALLEST)
+    bound = max(rollups.RELATIVE_ERROR * abs(scanned), rollups.ABSOLUTE_ERROR_BELOW_MILLISECOND)
     return abs(rolled - scanned) <= bound * (1 + 1e-9)
 
 
@@ -245,30 +244,44 @@ async def _tables(conn: asyncpg.Connection) -> dict[str, list[tuple[Any, ...]]]:
     }
 
 
-def test_the_histogram_reads_delays_within_one_percent() -> None:
+async def test_delay_quantiles_are_within_one_percent_of_percentile_cont(
+    conn: asyncpg.Connection, policy: Policy
+) -> None:
+    """Many delays, spread over every scale the buckets have, against percentile_cont over the same delays."""
+    q = Queries.load()
+    await _agencies(conn)
     rng = random.Random(5)
-    for size in (1, 2, 3, 10, 101, 2000):
-        delays = [rng.choice((0.0, 0.0004, rng.uniform(0, 10), rng.uniform(0, 400000), 3600.0)) for _ in range(size)]
-        buckets: dict[int, tuple[int, float]] = {}
-        for d in delays:
-            n, s = buckets.get(histogram.bucket_of(d), (0, 0.0))
-            buckets[histogram.bucket_of(d)] = (n + 1, s + d)
-        ordered = sorted(delays)
-        for fraction, got in zip((0.5, 0.9, 0.95), histogram.quantiles(buckets, (0.5, 0.9, 0.95)) or [], strict=True):
-            rank = fraction * (size - 1)
-            low, high = ordered[math.floor(rank)], ordered[math.ceil(rank)]
-            exact = low + (rank - math.floor(rank)) * (high - low)
-            assert _close(got, exact), (size, fraction, got, exact)
-        assert _close(histogram.largest(buckets), max(delays))
-    assert histogram.quantiles({}, (0.5,)) is None
+    for n in range(400):
+        detected = START + timedelta(days=12, minutes=n)
+        delay = rng.choice((0.0, 0.0004, rng.uniform(0, 10), rng.uniform(0, 400000), 3600.0, rng.uniform(1, 7200)))
+        fields = {
+            "agency": AGENCIES[n % 3][0],
+            "title": f"incident {n}",
+            "severity": SEVERITIES[n % 4],
+            "category": "intrusions/application-compromise",
+            "detected_at": detected,
+            "notified_at": detected + timedelta(seconds=delay),
+        }
+        await incidents.create(conn, q, policy, IncidentIn.model_validate(fields), "test")
+    now = START + timedelta(days=100)
+    for period in (month_period(2021, 10, BKK), fiscal_year_period(2565, BKK)):
+        for group_by in (None, "agency", "severity"):
+            rolled = await compliance.report(conn, q, policy, period, now, group_by=group_by)
+            scanned = await compliance.report(conn, q, policy, period, now, group_by=group_by, exact=True)
+            assert scanned["met"] + scanned["breached"] > 100
+            for mine, theirs in zip([rolled, *rolled["groups"]], [scanned, *scanned["groups"]], strict=True):
+                _compare(mine, theirs, f"{period.label} {group_by} {theirs.get('key')}")
 
 
-async def test_the_database_buckets_delays_as_the_histogram_reads_them(conn: asyncpg.Connection) -> None:
+async def test_the_database_buckets_delays_on_the_fine_and_the_metrics_bounds(conn: asyncpg.Connection) -> None:
     samples = [0.0, 1e-5, 0.001, 0.0015, 1.0, 59.999, 60.0, 3600.0, 3600.000001, 86400.0, 1e8]
     got = await conn.fetch(
         "SELECT d, certmon_delay_bucket(d) AS b, certmon_delay_le(d) AS le FROM unnest($1::float8[]) AS d", samples
     )
     bounds = [*DELAY_BUCKETS, math.inf]
     for r in got:
-        assert abs(r["b"] - histogram.bucket_of(r["d"])) <= 1 and r["d"] <= bounds[r["le"]]
+        assert r["d"] <= bounds[r["le"]]
         assert r["le"] == 0 or r["d"] > bounds[r["le"] - 1]
+        if r["d"] >= 0.001:  # within the bucket's edges
+            low = 0.001 * 1.01 ** (r["b"] - 2)
+            assert low * (1 - 1e-12) <= r["d"] < low * 1.01 * (1 + 1e-12)

@@ -2,8 +2,12 @@
 and decided state kept in every write's transaction, plus the running clocks read live.
 
 A period of whole local months reads O(agencies x severities x months) rows whatever the number of incidents.
-Counts equal those of a scan of every incident (tests/test_rollups.py holds them equal); delay quantiles come from
-the fine histogram of certmon.core.histogram, within 1 %.
+Counts equal those of a scan of every incident (tests/test_rollups.py holds them equal). Delay quantiles come from
+a fine histogram (migration 0012, certmon_delay_bucket): a zero delay in bucket 0, one under a millisecond in bucket
+1, and one in [0.001 * 1.01^(k-2), 0.001 * 1.01^(k-1)) seconds in bucket k >= 2, each with its count and sum. A
+bucket reads as the mean of its delays, less than 1 % from any delay in it (under a millisecond: within a
+millisecond), and exact when its delays are equal, as whole-minute ones often are. percentile_cont interpolates
+between two ordered delays with positive weights, so interpolating their buckets' values keeps the same bound.
 """
 
 from __future__ import annotations
@@ -16,12 +20,13 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from certmon.core import histogram
-from certmon.core.periods import Period
+from certmon.core.periods import BE_OFFSET, FY_FIRST_MONTH, Period
 from certmon.core.policy import Policy
 from certmon.store.db import Queries
 
 QUANTILES = (0.5, 0.9, 0.95)
+RELATIVE_ERROR = 0.01  # of a delay quantile, against percentile_cont over the same delays
+ABSOLUTE_ERROR_BELOW_MILLISECOND = 0.001
 RUNNING_STATES = ("pending", "at_risk", "paused", "breached")
 FIGURE_STATES = ("met", "breached", "pending", "at_risk", "excluded", "no_clock", "paused")
 
@@ -35,6 +40,9 @@ def month_span(period: Period, tz: ZoneInfo) -> tuple[date, date] | None:
             return None
         bounds.append(date(local.year, local.month, 1))
     return bounds[0], bounds[1]
+
+
+FACTS = ("detected", "detected_excluded", "started", "started_excluded", "excluded", "met", "breached")
 
 
 def figures(facts: Mapping[str, int], running: Mapping[str, int]) -> dict[str, int]:
@@ -58,21 +66,11 @@ def figures(facts: Mapping[str, int], running: Mapping[str, int]) -> dict[str, i
     return counts
 
 
-def row(key: str, facts: Mapping[str, int], running: Mapping[str, int], delays: histogram.Buckets) -> dict[str, Any]:
-    """One group in the shape of an sla_figures row."""
-    return {
-        "key": key,
-        **figures(facts, running),
-        "delay_percentiles": histogram.quantiles(delays, QUANTILES),
-        "delay_max": histogram.largest(delays),
-    }
-
-
-def _nested(rows: Iterable[asyncpg.Record], inner: str) -> dict[str, dict[str, int]]:
-    found: dict[str, dict[str, int]] = defaultdict(dict)
-    for r in rows:
-        found[r["key"]][r[inner]] = found[r["key"]].get(r[inner], 0) + r["n"]
-    return found
+def fiscal_year_of_span(first: date, after: date) -> int | None:
+    """The Thai fiscal year (BE) that the local months [first, after) are exactly, if they are one."""
+    if first.month == FY_FIRST_MONTH and after == date(first.year + 1, FY_FIRST_MONTH, 1):
+        return first.year + 1 + BE_OFFSET
+    return None
 
 
 def _summed(groups: Iterable[Mapping[str, int]]) -> dict[str, int]:
@@ -80,22 +78,6 @@ def _summed(groups: Iterable[Mapping[str, int]]) -> dict[str, int]:
     for group in groups:
         for k, n in group.items():
             total[k] += n
-    return total
-
-
-def _histograms(rows: Iterable[asyncpg.Record]) -> dict[str, dict[int, tuple[int, float]]]:
-    found: dict[str, dict[int, tuple[int, float]]] = defaultdict(dict)
-    for r in rows:
-        found[r["key"]][r["bucket"]] = (r["n"], r["delay_sum"])
-    return found
-
-
-def _merged(groups: Iterable[histogram.Buckets]) -> dict[int, tuple[int, float]]:
-    total: dict[int, tuple[int, float]] = {}
-    for group in groups:
-        for bucket, (n, seconds) in group.items():
-            before = total.get(bucket, (0, 0.0))
-            total[bucket] = (before[0] + n, before[1] + seconds)
     return total
 
 
@@ -112,25 +94,54 @@ async def report_rows(
     severity: str | None,
     group_by: str | None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
-    """The overall row and one row per group (sorted by key), or None when the period is not whole months.
-
-    The overall figures are the groups' sums: every incident is in exactly one group.
+    """The overall row and one row per group (sorted by key), in the shape of sla_figures' rows, or None when the
+    period is not whole months. The overall counts are the groups' sums: every incident is in exactly one group.
     """
     span = month_span(period, policy.tz)
     if span is None:
         return None
     first, after = span
-    filters = (agency, sector, group_by or "", severity)
-    facts = _nested(await conn.fetch(q["rollup_counts"], first, after, objective, *filters), "state")
-    delays = _histograms(await conn.fetch(q["rollup_delays"], first, after, objective, *filters))
-    running = _nested(
-        await conn.fetch(q["rollup_running"], period.start, period.end, objective, *filters, policy.timezone, now),
-        "state",
-    )
-    keys = sorted(k for k in {*facts, *running} if k is not None)
-    groups = [row(k, facts.get(k, {}), running.get(k, {}), delays.get(k, {})) for k in keys]
-    overall = row("", _summed(facts.values()), _summed(running.values()), _merged(delays.values()))
-    return overall, [g for g in groups if g["total"]] if group_by else []
+    year = fiscal_year_of_span(first, after)
+    key = group_by or ""
+
+    async def delays(grouping: str) -> dict[str, asyncpg.Record]:
+        # The fiscal year's histogram has no severity and no month: it serves a year read whole or by agency.
+        by_year = year if severity is None and grouping in ("", "agency", "sector") else None
+        rows = await conn.fetch(
+            q["rollup_delays"], first, after, objective, agency, sector, grouping, severity, list(QUANTILES), by_year
+        )
+        return {r["key"]: r for r in rows}
+
+    facts = {
+        r["key"]: {name: r[name] for name in FACTS}
+        for r in await conn.fetch(q["rollup_counts"], first, after, objective, agency, sector, key, severity)
+    }
+    running: dict[str, dict[str, int]] = defaultdict(dict)
+    for r in await conn.fetch(
+        q["rollup_running"], period.start, period.end, objective, agency, sector, key, severity, policy.timezone, now
+    ):
+        running[r["key"]][r["state"]] = r["n"]
+    overall_delays = (await delays("")).get("")
+    grouped = await delays(key) if group_by else {}
+    overall = _row("", _summed(facts.values()), _summed(running.values()), overall_delays)
+    if not group_by:
+        return overall, []
+    groups = [
+        _row(k, facts.get(k, {}), running.get(k, {}), grouped.get(k))
+        for k in sorted(k for k in {*facts, *running} if k is not None)
+    ]
+    return overall, [g for g in groups if g["total"]]
+
+
+def _row(
+    key: str, facts: Mapping[str, int], running: Mapping[str, int], delays: asyncpg.Record | None
+) -> dict[str, Any]:
+    return {
+        "key": key,
+        **figures(facts, running),
+        "delay_percentiles": None if delays is None else delays["delay_percentiles"],
+        "delay_max": None if delays is None else delays["delay_max"],
+    }
 
 
 async def window_rows(
@@ -146,8 +157,7 @@ async def window_rows(
     year_span, month_span_ = month_span(year, policy.tz), month_span(month, policy.tz)
     assert year_span is not None and month_span_ is not None
     objectives = list(policy.objectives)
-    args = (year_span[0], year_span[1], objectives)
-    fact_rows = await conn.fetch(q["rollup_window_counts"], *args)
+    fact_rows = await conn.fetch(q["rollup_window_counts"], year_span[0], year_span[1], objectives)
     running_rows = await conn.fetch(q["rollup_window_running"], year.start, year.end, objectives, policy.timezone, now)
     current = month_span_[0]
     Cell = tuple[str, str, str]  # agency, sector, severity
@@ -157,10 +167,13 @@ async def window_rows(
     for r in fact_rows:
         cell = (r["agency"], r["sector"], r["severity"])
         for in_month in {False, r["month"] == current}:
-            if r["objective"] == "":
-                incident_facts[(cell, in_month)][r["state"]] += r["n"]
-            else:
-                clock_facts[(r["objective"], cell, in_month)][r["state"]] += r["n"]
+            target = (
+                incident_facts[(cell, in_month)]
+                if r["objective"] == ""
+                else clock_facts[(r["objective"], cell, in_month)]
+            )
+            for name in FACTS:
+                target[name] += r[name]
     for r in running_rows:
         cell = (r["agency"], r["sector"], r["severity"])
         for in_month in {False, r["month"] == current}:
@@ -198,7 +211,9 @@ def _counts(
     cell: Any,
     in_month: bool,
 ) -> dict[str, int]:
-    facts = {**incident_facts.get((cell, in_month), {}), **clock_facts.get((objective, cell, in_month), {})}
+    incident = incident_facts.get((cell, in_month), {})
+    clock = clock_facts.get((objective, cell, in_month), {})
+    facts = {name: incident.get(name, 0) + clock.get(name, 0) for name in FACTS}
     return figures(facts, running.get((objective, cell, in_month), {}))
 
 

@@ -37,17 +37,25 @@ CREATE TABLE sla_rollup_delta (
 );
 CREATE INDEX sla_rollup_delta_day ON sla_rollup_delta (objective, day);
 
+-- The folded facts, one row per objective, local month, agency and severity with a column per fact; incident facts
+-- under objective ''. A fiscal year by agency reads twelve rows per agency and severity.
 CREATE TABLE sla_rollup_month (
-    objective   text NOT NULL,
-    month       date NOT NULL,
-    agency_code text NOT NULL,
-    severity    text NOT NULL,
-    state       text NOT NULL,
-    n           bigint NOT NULL,
-    delay_sum   double precision NOT NULL,
-    PRIMARY KEY (objective, month, agency_code, severity, state)
+    objective         text NOT NULL,
+    month             date NOT NULL,
+    agency_code       text NOT NULL,
+    severity          text NOT NULL,
+    detected          bigint NOT NULL,
+    detected_excluded bigint NOT NULL,
+    started           bigint NOT NULL,
+    started_excluded  bigint NOT NULL,
+    excluded          bigint NOT NULL,
+    met               bigint NOT NULL,
+    breached          bigint NOT NULL,
+    PRIMARY KEY (objective, month, agency_code, severity)
 );
 
+-- Decided clocks' delays per fine bucket: by month, agency and severity for any period of whole months, and by
+-- Thai fiscal year and agency alone for the fiscal-year figures the desk and dashboards read most.
 CREATE TABLE sla_delay_month (
     objective   text NOT NULL,
     month       date NOT NULL,
@@ -59,14 +67,24 @@ CREATE TABLE sla_delay_month (
     PRIMARY KEY (objective, month, agency_code, severity, bucket)
 );
 
+CREATE TABLE sla_delay_year (
+    objective   text NOT NULL,
+    fiscal_year smallint NOT NULL,
+    agency_code text NOT NULL,
+    bucket      smallint NOT NULL,
+    n           bigint NOT NULL,
+    delay_sum   double precision NOT NULL,
+    PRIMARY KEY (objective, fiscal_year, agency_code, bucket)
+);
+
 -- All history, for the metrics' counters: decided counts per agency and the delay histogram on the metrics' bounds.
 CREATE TABLE sla_rollup_total (
     objective   text NOT NULL,
     agency_code text NOT NULL,
     severity    text NOT NULL,
-    state       text NOT NULL,
-    n           bigint NOT NULL,
-    PRIMARY KEY (objective, agency_code, severity, state)
+    met         bigint NOT NULL,
+    breached    bigint NOT NULL,
+    PRIMARY KEY (objective, agency_code, severity)
 );
 
 CREATE TABLE sla_delay_total (
@@ -77,6 +95,12 @@ CREATE TABLE sla_delay_total (
     delay_sum double precision NOT NULL,
     PRIMARY KEY (objective, severity, le)
 );
+
+-- The Thai fiscal year (Buddhist Era) of a local day: it starts on 1 October (certmon/core/periods.py).
+CREATE FUNCTION certmon_fiscal_year(day date) RETURNS smallint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT (extract(year FROM day + interval '3 months') + 543)::smallint
+$$;
 
 -- Bucket 0 holds zero delays, 1 those under a millisecond, and k >= 2 [0.001 * 1.01^(k-2), 0.001 * 1.01^(k-1)):
 -- certmon/core/histogram.py reads a bucket as the mean of its delays, within 1 % of any delay in it.
@@ -274,7 +298,7 @@ CREATE TRIGGER incident_clocks_rollup_delete AFTER DELETE ON incident_clocks
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION certmon_rollup_clocks_delete();
 
 -- Folds every delta this transaction sees into the month, histogram and all-time tables, in one statement; a
--- delta written meanwhile stays for the next fold. Rows whose count comes to zero are removed.
+-- delta written meanwhile stays for the next fold. Rows whose counts all come to zero are removed.
 CREATE FUNCTION certmon_rollup_compact() RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -284,37 +308,85 @@ BEGIN
     IF NOT pg_try_advisory_xact_lock(hashtext('certmon_rollup_compact')) THEN
         RETURN 0;
     END IF;
+    CREATE TEMPORARY TABLE IF NOT EXISTS rollup_emptied (
+        kind text, objective text, month date, agency_code text, severity text, bucket smallint
+    ) ON COMMIT DELETE ROWS;
     WITH moved AS (
         DELETE FROM sla_rollup_delta RETURNING *
     ), month AS (
-        INSERT INTO sla_rollup_month AS m (objective, month, agency_code, severity, state, n, delay_sum)
-        SELECT objective, date_trunc('month', day)::date, agency_code, severity, state, sum(n), sum(delay_sum)
-        FROM moved GROUP BY 1, 2, 3, 4, 5
-        ON CONFLICT (objective, month, agency_code, severity, state)
-        DO UPDATE SET n = m.n + excluded.n, delay_sum = m.delay_sum + excluded.delay_sum
+        INSERT INTO sla_rollup_month AS m
+        SELECT objective, date_trunc('month', day)::date, agency_code, severity,
+               coalesce(sum(n) FILTER (WHERE state = 'detected'), 0),
+               coalesce(sum(n) FILTER (WHERE state = 'detected_excluded'), 0),
+               coalesce(sum(n) FILTER (WHERE state = 'started'), 0),
+               coalesce(sum(n) FILTER (WHERE state = 'started_excluded'), 0),
+               coalesce(sum(n) FILTER (WHERE state = 'excluded'), 0),
+               coalesce(sum(n) FILTER (WHERE state = 'met'), 0),
+               coalesce(sum(n) FILTER (WHERE state = 'breached'), 0)
+        FROM moved GROUP BY 1, 2, 3, 4
+        ON CONFLICT (objective, month, agency_code, severity) DO UPDATE SET
+            detected = m.detected + excluded.detected,
+            detected_excluded = m.detected_excluded + excluded.detected_excluded,
+            started = m.started + excluded.started,
+            started_excluded = m.started_excluded + excluded.started_excluded,
+            excluded = m.excluded + excluded.excluded,
+            met = m.met + excluded.met,
+            breached = m.breached + excluded.breached
+        RETURNING m.objective, m.month, m.agency_code, m.severity,
+                  (m.detected, m.detected_excluded, m.started, m.started_excluded, m.excluded, m.met, m.breached)
+                  = (0, 0, 0, 0, 0, 0, 0) AS empty
     ), delay_month AS (
-        INSERT INTO sla_delay_month AS m (objective, month, agency_code, severity, bucket, n, delay_sum)
+        INSERT INTO sla_delay_month AS m
         SELECT objective, date_trunc('month', day)::date, agency_code, severity, bucket, sum(n), sum(delay_sum)
         FROM moved WHERE bucket >= 0 GROUP BY 1, 2, 3, 4, 5
         ON CONFLICT (objective, month, agency_code, severity, bucket)
         DO UPDATE SET n = m.n + excluded.n, delay_sum = m.delay_sum + excluded.delay_sum
+        RETURNING m.objective, m.month, m.agency_code, m.severity, m.bucket, m.n = 0 AS empty
+    ), delay_year AS (
+        INSERT INTO sla_delay_year AS y
+        SELECT objective, certmon_fiscal_year(day), agency_code, bucket, sum(n), sum(delay_sum)
+        FROM moved WHERE bucket >= 0 GROUP BY 1, 2, 3, 4
+        ON CONFLICT (objective, fiscal_year, agency_code, bucket)
+        DO UPDATE SET n = y.n + excluded.n, delay_sum = y.delay_sum + excluded.delay_sum
+        RETURNING y.objective, y.fiscal_year, y.agency_code, y.bucket, y.n = 0 AS empty
     ), total AS (
-        INSERT INTO sla_rollup_total AS t (objective, agency_code, severity, state, n)
-        SELECT objective, agency_code, severity, state, sum(n)
-        FROM moved WHERE state IN ('met', 'breached') GROUP BY 1, 2, 3, 4
-        ON CONFLICT (objective, agency_code, severity, state) DO UPDATE SET n = t.n + excluded.n
+        INSERT INTO sla_rollup_total AS t
+        SELECT objective, agency_code, severity,
+               coalesce(sum(n) FILTER (WHERE state = 'met'), 0), coalesce(sum(n) FILTER (WHERE state = 'breached'), 0)
+        FROM moved WHERE state IN ('met', 'breached') GROUP BY 1, 2, 3
+        ON CONFLICT (objective, agency_code, severity)
+        DO UPDATE SET met = t.met + excluded.met, breached = t.breached + excluded.breached
     ), delay_total AS (
-        INSERT INTO sla_delay_total AS t (objective, severity, le, n, delay_sum)
+        INSERT INTO sla_delay_total AS t
         SELECT objective, severity, le, sum(n), sum(delay_sum)
         FROM moved WHERE le >= 0 GROUP BY 1, 2, 3
         ON CONFLICT (objective, severity, le)
         DO UPDATE SET n = t.n + excluded.n, delay_sum = t.delay_sum + excluded.delay_sum
     )
+    , emptied AS (
+        -- Rows whose facts cancelled out: removed below, by key, so that a fold never scans a whole table.
+        INSERT INTO pg_temp.rollup_emptied
+        SELECT 'month', objective, month, agency_code, severity, -1 FROM month WHERE empty
+        UNION ALL
+        SELECT 'delay_month', objective, month, agency_code, severity, bucket FROM delay_month WHERE empty
+        UNION ALL
+        SELECT 'delay_year', objective, make_date(fiscal_year - 543, 1, 1), agency_code, '', bucket
+        FROM delay_year WHERE empty
+    )
     SELECT count(*) INTO folded FROM moved;
+    DELETE FROM sla_rollup_month m USING pg_temp.rollup_emptied e
+    WHERE e.kind = 'month' AND (m.objective, m.month, m.agency_code, m.severity)
+                               = (e.objective, e.month, e.agency_code, e.severity);
+    DELETE FROM sla_delay_month m USING pg_temp.rollup_emptied e
+    WHERE e.kind = 'delay_month' AND (m.objective, m.month, m.agency_code, m.severity, m.bucket)
+                                     = (e.objective, e.month, e.agency_code, e.severity, e.bucket);
+    DELETE FROM sla_delay_year y USING pg_temp.rollup_emptied e
+    WHERE e.kind = 'delay_year' AND (y.objective, y.fiscal_year, y.agency_code, y.bucket)
+                                    = (e.objective, extract(year FROM e.month) + 543, e.agency_code, e.bucket);
+    TRUNCATE pg_temp.rollup_emptied;
+    -- The all-time tables hold agencies x severities rows at most: a scan is cheaper than keeping their keys.
     IF folded > 0 THEN
-        DELETE FROM sla_rollup_month WHERE n = 0;
-        DELETE FROM sla_delay_month WHERE n = 0;
-        DELETE FROM sla_rollup_total WHERE n = 0;
+        DELETE FROM sla_rollup_total WHERE met = 0 AND breached = 0;
         DELETE FROM sla_delay_total WHERE n = 0;
     END IF;
     RETURN folded;
@@ -327,9 +399,9 @@ LANGUAGE plpgsql AS $$
 DECLARE
     zone text := (SELECT timezone FROM sla_rollup_settings);
 BEGIN
-    LOCK TABLE sla_rollup_delta, sla_rollup_month, sla_delay_month, sla_rollup_total, sla_delay_total
-        IN ACCESS EXCLUSIVE MODE;
-    TRUNCATE sla_rollup_delta, sla_rollup_month, sla_delay_month, sla_rollup_total, sla_delay_total;
+    LOCK TABLE sla_rollup_delta, sla_rollup_month, sla_delay_month, sla_delay_year, sla_rollup_total,
+        sla_delay_total IN ACCESS EXCLUSIVE MODE;
+    TRUNCATE sla_rollup_delta, sla_rollup_month, sla_delay_month, sla_delay_year, sla_rollup_total, sla_delay_total;
     INSERT INTO sla_rollup_delta
     SELECT f.objective, f.agency_code, f.severity, f.day, f.state, f.bucket, f.le, sum(f.n), sum(f.delay_sum)
     FROM (

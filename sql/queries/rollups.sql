@@ -1,12 +1,20 @@
 -- name: rollup_counts
--- Rolled-up facts (migration 0012) of objective $3 for the local months [$1, $2), by key ($6 as in sla_figures),
--- folded and not yet folded alike; filters $4 agency, $5 sector, $7 severity.
+-- Rolled-up facts (migration 0012) of objective $3 and of the incidents themselves for the local months [$1, $2),
+-- by key ($6 as in sla_figures), folded and not yet folded alike; filters $4 agency, $5 sector, $7 severity.
 WITH cells AS (
-    SELECT month, agency_code, severity, state, n
+    SELECT objective, month, agency_code, severity, detected, detected_excluded, started, started_excluded, excluded,
+           met, breached
     FROM sla_rollup_month
     WHERE objective IN ('', $3) AND month >= $1 AND month < $2
     UNION ALL
-    SELECT date_trunc('month', day)::date, agency_code, severity, state, n
+    SELECT objective, date_trunc('month', day)::date, agency_code, severity,
+           CASE state WHEN 'detected' THEN n ELSE 0 END,
+           CASE state WHEN 'detected_excluded' THEN n ELSE 0 END,
+           CASE state WHEN 'started' THEN n ELSE 0 END,
+           CASE state WHEN 'started_excluded' THEN n ELSE 0 END,
+           CASE state WHEN 'excluded' THEN n ELSE 0 END,
+           CASE state WHEN 'met' THEN n ELSE 0 END,
+           CASE state WHEN 'breached' THEN n ELSE 0 END
     FROM sla_rollup_delta
     WHERE objective IN ('', $3) AND day >= $1 AND day < $2
 )
@@ -17,43 +25,77 @@ SELECT CASE $6::text
            WHEN 'month' THEN to_char(c.month, 'YYYY-MM')
            ELSE ''
        END AS key,
-       c.state,
-       sum(c.n)::bigint AS n
+       sum(c.detected)::bigint AS detected,
+       sum(c.detected_excluded)::bigint AS detected_excluded,
+       sum(c.started)::bigint AS started,
+       sum(c.started_excluded)::bigint AS started_excluded,
+       sum(c.excluded)::bigint AS excluded,
+       sum(c.met)::bigint AS met,
+       sum(c.breached)::bigint AS breached
 FROM cells c
 JOIN agencies a ON a.code = c.agency_code
 WHERE ($4::text IS NULL OR c.agency_code = $4)
   AND ($5::text IS NULL OR a.sector = $5)
   AND ($7::text IS NULL OR c.severity = $7)
-GROUP BY 1, 2;
+GROUP BY 1;
 
 -- name: rollup_delays
--- The fine delay histogram (certmon_delay_bucket) of rollup_counts' decided clocks, by key and bucket.
+-- Delay quantiles ($8: fractions) and the largest delay of rollup_counts' decided clocks, by key, from the fine
+-- histogram: per fiscal year and agency when $9 names the year (no severity asked), else per month. A bucket reads
+-- as the mean of its delays (rounded to the microsecond); percentile_cont's interpolation between the two delays
+-- around each rank is done on those.
 WITH cells AS (
-    SELECT month, agency_code, severity, bucket, n, delay_sum
+    SELECT to_char(month, 'YYYY-MM') AS month, agency_code, severity, bucket, n, delay_sum
     FROM sla_delay_month
-    WHERE objective = $3 AND month >= $1 AND month < $2
+    WHERE $9::smallint IS NULL AND objective = $3 AND month >= $1 AND month < $2
     UNION ALL
-    SELECT date_trunc('month', day)::date, agency_code, severity, bucket, n, delay_sum
+    SELECT NULL, agency_code, NULL, bucket, n, delay_sum
+    FROM sla_delay_year
+    WHERE objective = $3 AND fiscal_year = $9
+    UNION ALL
+    SELECT to_char(day, 'YYYY-MM'), agency_code, severity, bucket, n, delay_sum
     FROM sla_rollup_delta
     WHERE objective = $3 AND day >= $1 AND day < $2 AND bucket >= 0
+), histogram AS (
+    SELECT CASE $6::text
+               WHEN 'agency' THEN c.agency_code
+               WHEN 'sector' THEN a.sector
+               WHEN 'severity' THEN c.severity
+               WHEN 'month' THEN c.month
+               ELSE ''
+           END AS key,
+           c.bucket,
+           sum(c.n) AS n,
+           sum(c.delay_sum) AS delay_sum
+    FROM cells c
+    JOIN agencies a ON a.code = c.agency_code
+    WHERE ($4::text IS NULL OR c.agency_code = $4)
+      AND ($5::text IS NULL OR a.sector = $5)
+      AND ($7::text IS NULL OR c.severity = $7)
+    GROUP BY 1, 2
+    HAVING sum(c.n) > 0
+), ranked AS (
+    SELECT key, bucket, n,
+           round((delay_sum / n)::numeric, 6)::float8 AS value,
+           sum(n) OVER (PARTITION BY key ORDER BY bucket) - n AS below,
+           sum(n) OVER (PARTITION BY key) AS total
+    FROM histogram
+), ranks AS (
+    SELECT DISTINCT r.key, f.i, f.fraction * (r.total - 1) AS rank, r.total
+    FROM ranked r
+    CROSS JOIN unnest($8::float8[]) WITH ORDINALITY AS f (fraction, i)
+), quantiles AS (
+    SELECT k.key,
+           array_agg(lo.value + (k.rank - floor(k.rank)) * (hi.value - lo.value) ORDER BY k.i) AS delay_percentiles
+    FROM ranks k
+    JOIN ranked lo ON lo.key = k.key AND floor(k.rank) >= lo.below AND floor(k.rank) < lo.below + lo.n
+    JOIN ranked hi ON hi.key = k.key
+        AND least(floor(k.rank) + 1, k.total - 1) >= hi.below AND least(floor(k.rank) + 1, k.total - 1) < hi.below + hi.n
+    GROUP BY k.key
 )
-SELECT CASE $6::text
-           WHEN 'agency' THEN c.agency_code
-           WHEN 'sector' THEN a.sector
-           WHEN 'severity' THEN c.severity
-           WHEN 'month' THEN to_char(c.month, 'YYYY-MM')
-           ELSE ''
-       END AS key,
-       c.bucket,
-       sum(c.n)::bigint AS n,
-       sum(c.delay_sum) AS delay_sum
-FROM cells c
-JOIN agencies a ON a.code = c.agency_code
-WHERE ($4::text IS NULL OR c.agency_code = $4)
-  AND ($5::text IS NULL OR a.sector = $5)
-  AND ($7::text IS NULL OR c.severity = $7)
-GROUP BY 1, 2
-HAVING sum(c.n) <> 0;
+SELECT q.key, q.delay_percentiles,
+       (SELECT r.value FROM ranked r WHERE r.key = q.key ORDER BY r.bucket DESC LIMIT 1) AS delay_max
+FROM quantiles q;
 
 -- name: rollup_running
 -- Running clocks of objective $3 that started in [$1, $2) (timestamps), by key and state at $9, through
@@ -82,21 +124,36 @@ WHERE c.objective = $3
 GROUP BY 1, 2;
 
 -- name: rollup_window_counts
--- Rolled-up facts of the objectives $3 for the local months [$1, $2), by objective, month, agency and severity,
--- for the metrics' windows.
+-- Rolled-up facts of the objectives $3 (and of the incidents themselves) for the local months [$1, $2), by
+-- objective, month, agency and severity, for the metrics' windows.
 WITH cells AS (
-    SELECT objective, month, agency_code, severity, state, n
+    SELECT objective, month, agency_code, severity, detected, detected_excluded, started, started_excluded, excluded,
+           met, breached
     FROM sla_rollup_month
     WHERE (objective = '' OR objective = ANY($3::text[])) AND month >= $1 AND month < $2
     UNION ALL
-    SELECT objective, date_trunc('month', day)::date, agency_code, severity, state, n
+    SELECT objective, date_trunc('month', day)::date, agency_code, severity,
+           CASE state WHEN 'detected' THEN n ELSE 0 END,
+           CASE state WHEN 'detected_excluded' THEN n ELSE 0 END,
+           CASE state WHEN 'started' THEN n ELSE 0 END,
+           CASE state WHEN 'started_excluded' THEN n ELSE 0 END,
+           CASE state WHEN 'excluded' THEN n ELSE 0 END,
+           CASE state WHEN 'met' THEN n ELSE 0 END,
+           CASE state WHEN 'breached' THEN n ELSE 0 END
     FROM sla_rollup_delta
     WHERE (objective = '' OR objective = ANY($3::text[])) AND day >= $1 AND day < $2
 )
-SELECT c.objective, c.month, c.agency_code AS agency, a.sector, c.severity, c.state, sum(c.n)::bigint AS n
+SELECT c.objective, c.month, c.agency_code AS agency, a.sector, c.severity,
+       sum(c.detected)::bigint AS detected,
+       sum(c.detected_excluded)::bigint AS detected_excluded,
+       sum(c.started)::bigint AS started,
+       sum(c.started_excluded)::bigint AS started_excluded,
+       sum(c.excluded)::bigint AS excluded,
+       sum(c.met)::bigint AS met,
+       sum(c.breached)::bigint AS breached
 FROM cells c
 JOIN agencies a ON a.code = c.agency_code
-GROUP BY 1, 2, 3, 4, 5, 6;
+GROUP BY 1, 2, 3, 4, 5;
 
 -- name: rollup_window_running
 -- Running clocks of the objectives $3 that started in [$1, $2), by objective, local month ($4 the timezone),
@@ -123,7 +180,11 @@ GROUP BY 1, 2, 3, 4, 5, 6;
 -- Every clock ever decided, by objective in $2, sector, severity and state: stopped ones from the all-time
 -- rollup, overdue running ones (breached at $1) live.
 WITH cells AS (
-    SELECT objective, agency_code, severity, state, n
+    SELECT objective, agency_code, severity, 'met' AS state, met AS n
+    FROM sla_rollup_total
+    WHERE objective = ANY($2::text[])
+    UNION ALL
+    SELECT objective, agency_code, severity, 'breached', breached
     FROM sla_rollup_total
     WHERE objective = ANY($2::text[])
     UNION ALL
