@@ -12,6 +12,9 @@ between two ordered delays with positive weights, so interpolating their buckets
 
 from __future__ import annotations
 
+import bisect
+import itertools
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
@@ -104,13 +107,13 @@ async def report_rows(
     year = fiscal_year_of_span(first, after)
     key = group_by or ""
 
-    async def delays(grouping: str) -> dict[str, asyncpg.Record]:
+    async def delays(grouping: str) -> dict[str, tuple[list[float], list[int]]]:
         # The fiscal year's histogram has no severity and no month: it serves a year read whole or by agency.
         by_year = year if severity is None and grouping in ("", "agency", "sector") else None
         rows = await conn.fetch(
-            q["rollup_delays"], first, after, objective, agency, sector, grouping, severity, list(QUANTILES), by_year
+            q["rollup_delays"], first, after, objective, agency, sector, grouping, severity, by_year
         )
-        return {r["key"]: r for r in rows}
+        return {r["key"]: (r["delays"], r["counts"]) for r in rows}
 
     facts = {
         r["key"]: {name: r[name] for name in FACTS}
@@ -134,14 +137,34 @@ async def report_rows(
 
 
 def _row(
-    key: str, facts: Mapping[str, int], running: Mapping[str, int], delays: asyncpg.Record | None
+    key: str, facts: Mapping[str, int], running: Mapping[str, int], delays: tuple[list[float], list[int]] | None
 ) -> dict[str, Any]:
+    values, counts = delays or ([], [])
     return {
         "key": key,
         **figures(facts, running),
-        "delay_percentiles": None if delays is None else delays["delay_percentiles"],
-        "delay_max": None if delays is None else delays["delay_max"],
+        "delay_percentiles": quantiles(values, counts, QUANTILES),
+        "delay_max": values[-1] if values else None,
     }
+
+
+def quantiles(values: Sequence[float], counts: Sequence[int], fractions: Sequence[float]) -> list[float] | None:
+    """percentile_cont(fractions) over ``counts[i]`` delays of ``values[i]`` each, values in ascending order."""
+    total = sum(counts)
+    if total == 0:
+        return None
+    ends = list(itertools.accumulate(counts))
+
+    def at(rank: int) -> float:
+        return values[bisect.bisect_right(ends, rank)]
+
+    result = []
+    for fraction in fractions:
+        rank = fraction * (total - 1)
+        below = math.floor(rank)
+        low, high = at(below), at(min(below + 1, total - 1))
+        result.append(low + (rank - below) * (high - low))
+    return result
 
 
 async def window_rows(

@@ -40,18 +40,17 @@ WHERE ($4::text IS NULL OR c.agency_code = $4)
 GROUP BY 1;
 
 -- name: rollup_delays
--- Delay quantiles ($8: fractions) and the largest delay of rollup_counts' decided clocks, by key, from the fine
--- histogram: per fiscal year and agency when $9 names the year (no severity asked), else per month. A bucket reads
--- as the mean of its delays (rounded to the microsecond); percentile_cont's interpolation between the two delays
--- around each rank is done on those.
+-- The fine delay histogram of rollup_counts' decided clocks, by key: each bucket in use as the mean of its delays
+-- (rounded to the microsecond) and its count, in the buckets' order. Per fiscal year and agency when $8 names the
+-- year (no severity asked), else per month.
 WITH cells AS (
     SELECT to_char(month, 'YYYY-MM') AS month, agency_code, severity, bucket, n, delay_sum
     FROM sla_delay_month
-    WHERE $9::smallint IS NULL AND objective = $3 AND month >= $1 AND month < $2
+    WHERE $8::smallint IS NULL AND objective = $3 AND month >= $1 AND month < $2
     UNION ALL
     SELECT NULL, agency_code, NULL, bucket, n, delay_sum
     FROM sla_delay_year
-    WHERE objective = $3 AND fiscal_year = $9
+    WHERE objective = $3 AND fiscal_year = $8
     UNION ALL
     SELECT to_char(day, 'YYYY-MM'), agency_code, severity, bucket, n, delay_sum
     FROM sla_rollup_delta
@@ -74,28 +73,12 @@ WITH cells AS (
       AND ($7::text IS NULL OR c.severity = $7)
     GROUP BY 1, 2
     HAVING sum(c.n) > 0
-), ranked AS (
-    SELECT key, bucket, n,
-           round((delay_sum / n)::numeric, 6)::float8 AS value,
-           sum(n) OVER (PARTITION BY key ORDER BY bucket) - n AS below,
-           sum(n) OVER (PARTITION BY key) AS total
-    FROM histogram
-), ranks AS (
-    SELECT DISTINCT r.key, f.i, f.fraction * (r.total - 1) AS rank, r.total
-    FROM ranked r
-    CROSS JOIN unnest($8::float8[]) WITH ORDINALITY AS f (fraction, i)
-), quantiles AS (
-    SELECT k.key,
-           array_agg(lo.value + (k.rank - floor(k.rank)) * (hi.value - lo.value) ORDER BY k.i) AS delay_percentiles
-    FROM ranks k
-    JOIN ranked lo ON lo.key = k.key AND floor(k.rank) >= lo.below AND floor(k.rank) < lo.below + lo.n
-    JOIN ranked hi ON hi.key = k.key
-        AND least(floor(k.rank) + 1, k.total - 1) >= hi.below AND least(floor(k.rank) + 1, k.total - 1) < hi.below + hi.n
-    GROUP BY k.key
 )
-SELECT q.key, q.delay_percentiles,
-       (SELECT r.value FROM ranked r WHERE r.key = q.key ORDER BY r.bucket DESC LIMIT 1) AS delay_max
-FROM quantiles q;
+SELECT key,
+       array_agg(round((delay_sum / n)::numeric, 6)::float8 ORDER BY bucket) AS delays,
+       array_agg(n::bigint ORDER BY bucket) AS counts
+FROM histogram
+GROUP BY key;
 
 -- name: rollup_running
 -- Running clocks of objective $3 that started in [$1, $2) (timestamps), by key and state at $9, through
