@@ -13,7 +13,7 @@ from aiohttp import web
 from certmon.core.clock import Clock, utc_now
 from certmon.core.policy import Policy
 from certmon.core.settings import Settings
-from certmon.jobs import audit_seal, forget, monthly_exports, scheduler, snapshot, sweep
+from certmon.jobs import audit_seal, forget, monthly_exports, rollup_fold, scheduler, snapshot, sweep
 from certmon.jobs.runtime import JobInstaller, Runtime
 from certmon.telemetry import parts
 from certmon.telemetry.snapshot import NamedPart, Snapshot, gauges
@@ -38,6 +38,7 @@ def job_installers() -> tuple[JobInstaller, ...]:
         monthly_exports.install_exports,
         forget.install_forget,
         audit_seal.install_seal,
+        rollup_fold.install_fold,
     )
 
 

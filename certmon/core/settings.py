@@ -100,6 +100,7 @@ class Settings:
     metrics_refresh_seconds: float = 15.0  # Prometheus scrapes every 15 s by default
     sweep_seconds: float = 60.0
     audit_seal_seconds: float = 5.0  # how stale the audit chain's head may be; sealing a round costs one query
+    rollup_fold_seconds: float = 5.0  # how many deltas a figure adds: a few seconds' writes
     scheduler_enabled: bool = True
     export_dir: Path | None = None
     export_hour: int = 1  # Bangkok hour on the 1st of the month when last month's export runs
@@ -296,6 +297,7 @@ class Settings:
             metrics_refresh_seconds=get("METRICS_REFRESH_SECONDS", positive(float), 15.0),
             sweep_seconds=get("SWEEP_SECONDS", positive(float), 60.0),
             audit_seal_seconds=get("AUDIT_SEAL_SECONDS", positive(float), 5.0),
+            rollup_fold_seconds=get("ROLLUP_FOLD_SECONDS", positive(float), 5.0),
             scheduler_enabled=get("SCHEDULER", boolean, True),
             export_dir=get("EXPORT_DIR", Path, None),
             export_hour=get("EXPORT_HOUR", hour, 1),

@@ -80,7 +80,7 @@ async def _figures(
     rows: list[dict[str, Any]] = []
     overall: dict[str, Any] | None = None
     for scope in ("agency", "sector", "severity"):
-        report = await compliance.report(conn, q, policy, period, at, group_by=scope, objective=objective)
+        report = await compliance.report(conn, q, policy, period, at, group_by=scope, objective=objective, exact=True)
         overall = overall or report
         for group in report["groups"]:
             row = figure_row(scope, group["key"], group, policy.compliance_target, fields)

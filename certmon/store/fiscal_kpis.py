@@ -41,7 +41,7 @@ async def build(
         covered = Period(window.period.label, window.start, window.end)
         # The report speaks of the KPI only: its clocks are all due long before the other objectives' are.
         evaluated_at = min(now, evaluation_instant(policy, covered, (policy.kpi_name,)))
-        sla = await compliance.report(conn, q, policy, covered, evaluated_at)
+        sla = await compliance.report(conn, q, policy, covered, evaluated_at, exact=True)
         sectors, agencies = await _groups(conn, q, policy, covered, evaluated_at)
     kpis.append(
         {
@@ -90,9 +90,9 @@ async def _groups(
     conn: asyncpg.Connection, q: db.Queries, policy: Policy, covered: Period, at: datetime
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The KPI per sector, and the agencies with the lowest results, with their names."""
-    by_sector = await compliance.report(conn, q, policy, covered, at, group_by="sector")
+    by_sector = await compliance.report(conn, q, policy, covered, at, group_by="sector", exact=True)
     sectors = [{"sector": g["key"], **_group(g)} for g in by_sector["groups"]]
-    by_agency = await compliance.report(conn, q, policy, covered, at, group_by="agency")
+    by_agency = await compliance.report(conn, q, policy, covered, at, group_by="agency", exact=True)
     names = {r["code"]: r for r in await conn.fetch(q["export_agencies"])}
     agencies = []
     for g in worst(by_agency["groups"]):

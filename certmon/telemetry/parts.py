@@ -11,6 +11,7 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, M
 from certmon.core.periods import current_month, fiscal_year_to_date, month_period
 from certmon.core.policy import SCALE_POINTS, Policy
 from certmon.core.sla import SLA_STATES
+from certmon.store import rollups
 from certmon.store.db import Queries
 from certmon.telemetry.conventions import (
     DECIDED_STATES,
@@ -136,8 +137,7 @@ def _count(states: dict[str, int], state: str, n: int) -> None:
 async def sla_families(conn: asyncpg.Connection, q: Queries, policy: Policy, now: datetime) -> list[Family]:
     """Per objective: compliance, counts per agency, severity and state for both windows, open clocks, the target."""
     month, fiscal_year = current_month(now, policy.tz), fiscal_year_to_date(now, policy.tz)
-    window_args = (fiscal_year.start, fiscal_year.end, month.start, month.end, now)
-    rows = await _per_objective(conn, q, policy, "window_counts", *window_args)
+    rows = await rollups.window_rows(conn, q, policy, fiscal_year, month, now)
     # Every state of an (objective, agency, severity) that has incidents in a window is written, zeros included,
     # so that a ratio such as met / (met + breached) exists (and is 0) for an agency without a single met incident.
     counts: dict[tuple[str, str, str, str, str], dict[str, int]] = {}
@@ -159,12 +159,12 @@ async def sla_families(conn: asyncpg.Connection, q: Queries, policy: Policy, now
             total[1] += states["met"] + states["breached"]
 
     open_counts: dict[tuple[str, str, str, str], dict[str, int]] = {}
-    for objective, row in await _per_objective(conn, q, policy, "open_counts", now):
-        clock = (objective, row["agency"], row["sector"], row["severity"])
+    for objective, counted in await _per_objective(conn, q, policy, "open_counts", now):
+        clock = (objective, counted["agency"], counted["sector"], counted["severity"])
         _count(
             open_counts.setdefault(clock, dict.fromkeys(_states(policy, objective, OPEN_STATES), 0)),
-            row["state"],
-            row["n"],
+            counted["state"],
+            counted["n"],
         )
 
     return [
@@ -218,7 +218,7 @@ async def sla_history(conn: asyncpg.Connection, q: Queries, policy: Policy, now:
         labels=list(SLA_DECIDED_LABELS),
     )
     found: dict[tuple[str, str, str], dict[str, int]] = {}
-    for objective, row in await _per_objective(conn, q, policy, "decided_counts", now):
+    for objective, row in await rollups.decided_rows(conn, q, policy, now):
         key = (objective, row["sector"], row["severity"])
         _count(found.setdefault(key, dict.fromkeys(DECIDED_STATES, 0)), row["state"], row["n"])
     for key, states in sorted(found.items()):
@@ -235,11 +235,11 @@ async def sla_history(conn: asyncpg.Connection, q: Queries, policy: Policy, now:
     keys = [(objective, severity) for objective in policy.objectives for severity in policy.severities]
     buckets: dict[tuple[str, str], list[float]] = {key: [0.0] * len(bounds) for key in keys}
     sums: dict[tuple[str, str], float] = dict.fromkeys(keys, 0.0)
-    for objective, row in await _per_objective(conn, q, policy, "delay_buckets", bounds):
-        series = (objective, row["severity"])
+    for objective, bucket in await rollups.delay_rows(conn, q, policy, bounds):
+        series = (objective, bucket["severity"])
         if series in buckets:
-            buckets[series][bounds.index(row["le"])] = row["cumulative"]
-            sums[series] = row["total_seconds"]
+            buckets[series][bounds.index(bucket["le"])] = bucket["cumulative"]
+            sums[series] = bucket["total_seconds"]
     for series, counts in buckets.items():
         labelled = [(_le(bound), count) for bound, count in zip(bounds, counts, strict=True)]
         histogram.add_metric(list(series), labelled, sums[series])

@@ -19,7 +19,7 @@ from certmon.core.recompute import ACTOR as RECOMPUTE_ACTOR
 from certmon.core.settings import Settings
 from certmon.core.sources.mapping import load_mapping
 from certmon.core.workers import WorkerPool
-from certmon.store import bulk, db, migrations
+from certmon.store import bulk, db, migrations, rollups
 from certmon.store.db import Queries
 from certmon.store.recompute import Recompute
 from certmon.store.tokens import TokenCache
@@ -67,6 +67,8 @@ async def _prepare_database(app: web.Application, url: str) -> None:
             continue
         try:
             await migrations.migrate(conn)
+            if await rollups.follow_timezone(conn, app[appkeys.QUERIES], app[appkeys.POLICY]):
+                log.info("rollups rebuilt in the policy's timezone", timezone=app[appkeys.POLICY].timezone)
         finally:
             await conn.close()
         return
