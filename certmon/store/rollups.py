@@ -107,17 +107,19 @@ async def report_rows(
     year = fiscal_year_of_span(first, after)
     key = group_by or ""
 
-    async def delays(grouping: str) -> dict[str, tuple[list[float], list[int]]]:
-        # The fiscal year's histogram has no severity and no month: it serves a year read whole or by agency.
-        by_year = year if severity is None and grouping in ("", "agency", "sector") else None
-        rows = await conn.fetch(
-            q["rollup_delays"], first, after, objective, agency, sector, grouping, severity, by_year
-        )
-        return {r["key"]: (r["delays"], r["counts"]) for r in rows}
+    async def delays(grouping: str) -> dict[str, Histogram]:
+        if year is not None and severity is None and grouping in ("", "agency", "sector"):
+            return await _year_delays(conn, q, objective, year, first, after, agency, sector, grouping)
+        rows = await conn.fetch(q["rollup_delays"], first, after, objective, agency, sector, grouping, severity)
+        return {r["key"]: (r["means"], r["counts"]) for r in rows}
 
+    # The year's counts have no month: a fiscal year by month reads its months.
+    counted_year = year if key != "month" else None
     facts = {
         r["key"]: {name: r[name] for name in FACTS}
-        for r in await conn.fetch(q["rollup_counts"], first, after, objective, agency, sector, key, severity)
+        for r in await conn.fetch(
+            q["rollup_counts"], first, after, objective, agency, sector, key, severity, counted_year
+        )
     }
     running: dict[str, dict[str, int]] = defaultdict(dict)
     for r in await conn.fetch(
@@ -136,9 +138,55 @@ async def report_rows(
     return overall, [g for g in groups if g["total"]]
 
 
-def _row(
-    key: str, facts: Mapping[str, int], running: Mapping[str, int], delays: tuple[list[float], list[int]] | None
-) -> dict[str, Any]:
+# A histogram as read: the means of the buckets in use, in the buckets' order, and their counts.
+Histogram = tuple[list[float], list[int]]
+
+
+async def _year_delays(
+    conn: asyncpg.Connection,
+    q: Queries,
+    objective: str,
+    year: int,
+    first: date,
+    after: date,
+    agency: str | None,
+    sector: str | None,
+    grouping: str,
+) -> dict[str, Histogram]:
+    """A fiscal year's histograms from its folded rows (one per agency, or the one of all agencies) and the deltas
+    not yet folded; only the groups that have deltas are merged, bucket by bucket."""
+    national = grouping == "" and agency is None and sector is None
+
+    def wanted(code: str, its_sector: str | None) -> str | None:
+        if not national and ((agency is not None and code != agency) or (sector is not None and its_sector != sector)):
+            return None
+        return {"": "", "agency": code, "sector": its_sector or ""}[grouping]
+
+    parts: dict[str, list[tuple[Sequence[int], Sequence[int], Sequence[float], Sequence[float]]]] = defaultdict(list)
+    for r in await conn.fetch(q["rollup_year_delays"], objective, year, national):
+        group = "" if national else wanted(r["agency_code"], r["sector"])
+        if group is not None:
+            parts[group].append((r["buckets"], r["counts"], r["sums"], r["means"]))
+    for r in await conn.fetch(q["rollup_delta_delays"], objective, first, after):
+        group = "" if national else wanted(r["agency_code"], r["sector"])
+        if group is not None:
+            parts[group].append(([r["bucket"]], [r["n"]], [r["delay_sum"]], []))
+    out: dict[str, Histogram] = {}
+    for group, pieces in parts.items():
+        if len(pieces) == 1 and pieces[0][3]:
+            out[group] = (list(pieces[0][3]), list(pieces[0][1]))
+            continue
+        merged: dict[int, list[float]] = defaultdict(lambda: [0, 0.0])
+        for buckets, counts, sums, _ in pieces:
+            for bucket, n, total in zip(buckets, counts, sums, strict=True):
+                merged[bucket][0] += n
+                merged[bucket][1] += total
+        used = [(bucket, int(n), total) for bucket, (n, total) in sorted(merged.items()) if n]
+        out[group] = ([round(total / n, 6) for _, n, total in used], [n for _, n, _ in used])
+    return out
+
+
+def _row(key: str, facts: Mapping[str, int], running: Mapping[str, int], delays: Histogram | None) -> dict[str, Any]:
     values, counts = delays or ([], [])
     return {
         "key": key,
@@ -179,8 +227,9 @@ async def window_rows(
     (objective, {agency, sector, severity, state, fiscal_year, month})."""
     year_span, month_span_ = month_span(year, policy.tz), month_span(month, policy.tz)
     assert year_span is not None and month_span_ is not None
+    fiscal_year = fiscal_year_of_span(*year_span)
     objectives = list(policy.objectives)
-    fact_rows = await conn.fetch(q["rollup_window_counts"], year_span[0], year_span[1], objectives)
+    fact_rows = await conn.fetch(q["rollup_window_counts"], fiscal_year, *month_span_, objectives)
     running_rows = await conn.fetch(q["rollup_window_running"], year.start, year.end, objectives, policy.timezone, now)
     current = month_span_[0]
     Cell = tuple[str, str, str]  # agency, sector, severity
@@ -188,15 +237,12 @@ async def window_rows(
     clock_facts: dict[tuple[str, Cell, bool], dict[str, int]] = defaultdict(lambda: defaultdict(int))
     running: dict[tuple[str, Cell, bool], dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for r in fact_rows:
-        cell = (r["agency"], r["sector"], r["severity"])
-        for in_month in {False, r["month"] == current}:
-            target = (
-                incident_facts[(cell, in_month)]
-                if r["objective"] == ""
-                else clock_facts[(r["objective"], cell, in_month)]
-            )
-            for name in FACTS:
-                target[name] += r[name]
+        cell, in_month = (r["agency"], r["sector"], r["severity"]), r["window"] == "month"
+        target = (
+            incident_facts[(cell, in_month)] if r["objective"] == "" else clock_facts[(r["objective"], cell, in_month)]
+        )
+        for name in FACTS:
+            target[name] += r[name]
     for r in running_rows:
         cell = (r["agency"], r["sector"], r["severity"])
         for in_month in {False, r["month"] == current}:

@@ -57,8 +57,23 @@ CREATE TABLE sla_rollup_month (
     PRIMARY KEY (objective, month, agency_code, severity)
 );
 
--- Decided clocks' delays per fine bucket: by month, agency and severity for any period of whole months, and by
--- Thai fiscal year and agency alone for the fiscal-year figures the desk and dashboards read most.
+-- The same facts per Thai fiscal year: a year's figures read one row per agency and severity.
+CREATE TABLE sla_rollup_year (
+    objective         text NOT NULL,
+    fiscal_year       smallint NOT NULL,
+    agency_code       text NOT NULL,
+    severity          text NOT NULL,
+    detected          bigint NOT NULL,
+    detected_excluded bigint NOT NULL,
+    started           bigint NOT NULL,
+    started_excluded  bigint NOT NULL,
+    excluded          bigint NOT NULL,
+    met               bigint NOT NULL,
+    breached          bigint NOT NULL,
+    PRIMARY KEY (objective, fiscal_year, agency_code, severity)
+);
+
+-- Decided clocks' delays per fine bucket, by month, agency and severity, for any period of whole months.
 CREATE TABLE sla_delay_month (
     objective   text NOT NULL,
     month       date NOT NULL,
@@ -70,15 +85,36 @@ CREATE TABLE sla_delay_month (
     PRIMARY KEY (objective, month, agency_code, severity, bucket)
 );
 
+-- The fiscal year's histogram of each agency (and, under agency '', of all of them), the figures the desk and the
+-- dashboards read most: one row each, its buckets in use in order with their counts, sums and means, so that a
+-- year by agency reads one row per agency whatever its incidents.
 CREATE TABLE sla_delay_year (
     objective   text NOT NULL,
     fiscal_year smallint NOT NULL,
     agency_code text NOT NULL,
-    bucket      smallint NOT NULL,
-    n           bigint NOT NULL,
-    delay_sum   double precision NOT NULL,
-    PRIMARY KEY (objective, fiscal_year, agency_code, bucket)
+    buckets     smallint[] NOT NULL,
+    counts      bigint[] NOT NULL,
+    sums        double precision[] NOT NULL,
+    means       double precision[] NOT NULL,
+    PRIMARY KEY (objective, fiscal_year, agency_code)
 );
+
+-- Two histograms as one, buckets in order; buckets left empty are dropped. A bucket reads as the mean of its
+-- delays, rounded to the microsecond that timestamps have, so that equal delays read back as themselves.
+CREATE FUNCTION certmon_histogram_merge(
+    b1 smallint[], n1 bigint[], s1 double precision[], b2 smallint[], n2 bigint[], s2 double precision[],
+    OUT buckets smallint[], OUT counts bigint[], OUT sums double precision[], OUT means double precision[]
+)
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT coalesce(array_agg(b ORDER BY b), '{}'), coalesce(array_agg(n ORDER BY b), '{}'),
+           coalesce(array_agg(s ORDER BY b), '{}'), coalesce(array_agg(round((s / n)::numeric, 6)::float8 ORDER BY b), '{}')
+    FROM (
+        SELECT b, sum(n) AS n, sum(s) AS s
+        FROM (SELECT * FROM unnest(b1, n1, s1) UNION ALL SELECT * FROM unnest(b2, n2, s2)) AS u (b, n, s)
+        GROUP BY b
+        HAVING sum(n) <> 0
+    ) AS m
+$$;
 
 -- All history, for the metrics' counters: decided counts per agency and the delay histogram on the metrics' bounds.
 CREATE TABLE sla_rollup_total (
@@ -345,13 +381,52 @@ BEGIN
         ON CONFLICT (objective, month, agency_code, severity, bucket)
         DO UPDATE SET n = m.n + excluded.n, delay_sum = m.delay_sum + excluded.delay_sum
         RETURNING m.objective, m.month, m.agency_code, m.severity, m.bucket, m.n = 0 AS empty
+    ), year AS (
+        INSERT INTO sla_rollup_year AS y
+        SELECT objective, certmon_fiscal_year(day), agency_code, severity,
+               coalesce(sum(n) FILTER (WHERE state = 'detected'), 0),
+               coalesce(sum(n) FILTER (WHERE state = 'detected_excluded'), 0),
+               coalesce(sum(n) FILTER (WHERE state = 'started'), 0),
+               coalesce(sum(n) FILTER (WHERE state = 'started_excluded'), 0),
+               coalesce(sum(n) FILTER (WHERE state = 'excluded'), 0),
+               coalesce(sum(n) FILTER (WHERE state = 'met'), 0),
+               coalesce(sum(n) FILTER (WHERE state = 'breached'), 0)
+        FROM moved GROUP BY 1, 2, 3, 4
+        ON CONFLICT (objective, fiscal_year, agency_code, severity) DO UPDATE SET
+            detected = y.detected + excluded.detected,
+            detected_excluded = y.detected_excluded + excluded.detected_excluded,
+            started = y.started + excluded.started,
+            started_excluded = y.started_excluded + excluded.started_excluded,
+            excluded = y.excluded + excluded.excluded,
+            met = y.met + excluded.met,
+            breached = y.breached + excluded.breached
+        RETURNING y.objective, y.fiscal_year, y.agency_code, y.severity,
+                  (y.detected, y.detected_excluded, y.started, y.started_excluded, y.excluded, y.met, y.breached)
+                  = (0, 0, 0, 0, 0, 0, 0) AS empty
     ), delay_year AS (
         INSERT INTO sla_delay_year AS y
-        SELECT objective, certmon_fiscal_year(day), agency_code, bucket, sum(n), sum(delay_sum)
-        FROM moved WHERE bucket >= 0 GROUP BY 1, 2, 3, 4
-        ON CONFLICT (objective, fiscal_year, agency_code, bucket)
-        DO UPDATE SET n = y.n + excluded.n, delay_sum = y.delay_sum + excluded.delay_sum
-        RETURNING y.objective, y.fiscal_year, y.agency_code, y.bucket, y.n = 0 AS empty
+        SELECT d.objective, d.fiscal_year, d.agency_code, m.*
+        FROM (
+            SELECT objective, fiscal_year, agency_code,
+                   array_agg(bucket ORDER BY bucket) AS buckets, array_agg(n::bigint ORDER BY bucket) AS counts,
+                   array_agg(s ORDER BY bucket) AS sums
+            FROM (
+                SELECT objective, certmon_fiscal_year(day) AS fiscal_year, agency_code, bucket, sum(n) AS n,
+                       sum(delay_sum) AS s
+                FROM moved WHERE bucket >= 0 GROUP BY 1, 2, 3, 4
+                UNION ALL
+                SELECT objective, certmon_fiscal_year(day), '', bucket, sum(n), sum(delay_sum)
+                FROM moved WHERE bucket >= 0 GROUP BY 1, 2, 4
+            ) AS per_bucket
+            GROUP BY 1, 2, 3
+        ) AS d
+        CROSS JOIN LATERAL certmon_histogram_merge('{}'::smallint[], '{}'::bigint[], '{}'::float8[], d.buckets, d.counts,
+                                                   d.sums) AS m
+        ON CONFLICT (objective, fiscal_year, agency_code) DO UPDATE SET (buckets, counts, sums, means) = (
+            SELECT * FROM certmon_histogram_merge(y.buckets, y.counts, y.sums, excluded.buckets, excluded.counts,
+                                                  excluded.sums)
+        )
+        RETURNING y.objective, y.fiscal_year, y.agency_code, cardinality(y.buckets) = 0 AS empty
     ), total AS (
         INSERT INTO sla_rollup_total AS t
         SELECT objective, agency_code, severity,
@@ -373,8 +448,10 @@ BEGIN
         UNION ALL
         SELECT 'delay_month', objective, month, agency_code, severity, bucket FROM delay_month WHERE empty
         UNION ALL
-        SELECT 'delay_year', objective, make_date(fiscal_year - 543, 1, 1), agency_code, '', bucket
+        SELECT 'delay_year', objective, make_date(fiscal_year - 543, 1, 1), agency_code, '', -1
         FROM delay_year WHERE empty
+        UNION ALL
+        SELECT 'year', objective, make_date(fiscal_year - 543, 1, 1), agency_code, severity, -1 FROM year WHERE empty
     )
     SELECT count(*) INTO folded FROM moved;
     DELETE FROM sla_rollup_month m USING pg_temp.rollup_emptied e
@@ -384,8 +461,11 @@ BEGIN
     WHERE e.kind = 'delay_month' AND (m.objective, m.month, m.agency_code, m.severity, m.bucket)
                                      = (e.objective, e.month, e.agency_code, e.severity, e.bucket);
     DELETE FROM sla_delay_year y USING pg_temp.rollup_emptied e
-    WHERE e.kind = 'delay_year' AND (y.objective, y.fiscal_year, y.agency_code, y.bucket)
-                                    = (e.objective, extract(year FROM e.month) + 543, e.agency_code, e.bucket);
+    WHERE e.kind = 'delay_year' AND (y.objective, y.fiscal_year, y.agency_code)
+                                    = (e.objective, extract(year FROM e.month) + 543, e.agency_code);
+    DELETE FROM sla_rollup_year y USING pg_temp.rollup_emptied e
+    WHERE e.kind = 'year' AND (y.objective, y.fiscal_year, y.agency_code, y.severity)
+                              = (e.objective, extract(year FROM e.month) + 543, e.agency_code, e.severity);
     TRUNCATE pg_temp.rollup_emptied;
     -- The all-time tables hold agencies x severities rows at most: a scan is cheaper than keeping their keys.
     IF folded > 0 THEN
@@ -402,9 +482,10 @@ LANGUAGE plpgsql AS $$
 DECLARE
     zone text := (SELECT timezone FROM sla_rollup_settings);
 BEGIN
-    LOCK TABLE sla_rollup_delta, sla_rollup_month, sla_delay_month, sla_delay_year, sla_rollup_total,
-        sla_delay_total IN ACCESS EXCLUSIVE MODE;
-    TRUNCATE sla_rollup_delta, sla_rollup_month, sla_delay_month, sla_delay_year, sla_rollup_total, sla_delay_total;
+    LOCK TABLE sla_rollup_delta, sla_rollup_month, sla_rollup_year, sla_delay_month, sla_delay_year,
+        sla_rollup_total, sla_delay_total IN ACCESS EXCLUSIVE MODE;
+    TRUNCATE sla_rollup_delta, sla_rollup_month, sla_rollup_year, sla_delay_month, sla_delay_year, sla_rollup_total,
+        sla_delay_total;
     INSERT INTO sla_rollup_delta
     SELECT f.objective, f.agency_code, f.severity, f.day, f.state, f.bucket, f.le, sum(f.n), sum(f.delay_sum)
     FROM (

@@ -1,11 +1,17 @@
 -- name: rollup_counts
 -- Rolled-up facts (migration 0012) of objective $3 and of the incidents themselves for the local months [$1, $2),
--- by key ($6 as in sla_figures), folded and not yet folded alike; filters $4 agency, $5 sector, $7 severity.
+-- by key ($6 as in sla_figures), folded and not yet folded alike; filters $4 agency, $5 sector, $7 severity. When
+-- the months are the fiscal year $8 (and no month key is asked), the year's rows are read instead of its months'.
 WITH cells AS (
     SELECT objective, month, agency_code, severity, detected, detected_excluded, started, started_excluded, excluded,
            met, breached
     FROM sla_rollup_month
-    WHERE objective IN ('', $3) AND month >= $1 AND month < $2
+    WHERE $8::smallint IS NULL AND objective IN ('', $3) AND month >= $1 AND month < $2
+    UNION ALL
+    SELECT objective, NULL, agency_code, severity, detected, detected_excluded, started, started_excluded, excluded,
+           met, breached
+    FROM sla_rollup_year
+    WHERE objective IN ('', $3) AND fiscal_year = $8
     UNION ALL
     SELECT objective, date_trunc('month', day)::date, agency_code, severity,
            CASE state WHEN 'detected' THEN n ELSE 0 END,
@@ -40,17 +46,12 @@ WHERE ($4::text IS NULL OR c.agency_code = $4)
 GROUP BY 1;
 
 -- name: rollup_delays
--- The fine delay histogram of rollup_counts' decided clocks, by key: each bucket in use as the mean of its delays
--- (rounded to the microsecond) and its count, in the buckets' order. Per fiscal year and agency when $8 names the
--- year (no severity asked), else per month.
+-- The fine delay histogram of rollup_counts' decided clocks, by key, per month: the buckets in use in order, with
+-- their counts, sums and means (rounded to the microsecond, so that equal delays read back as themselves).
 WITH cells AS (
     SELECT to_char(month, 'YYYY-MM') AS month, agency_code, severity, bucket, n, delay_sum
     FROM sla_delay_month
-    WHERE $8::smallint IS NULL AND objective = $3 AND month >= $1 AND month < $2
-    UNION ALL
-    SELECT NULL, agency_code, NULL, bucket, n, delay_sum
-    FROM sla_delay_year
-    WHERE objective = $3 AND fiscal_year = $8
+    WHERE objective = $3 AND month >= $1 AND month < $2
     UNION ALL
     SELECT to_char(day, 'YYYY-MM'), agency_code, severity, bucket, n, delay_sum
     FROM sla_rollup_delta
@@ -75,10 +76,28 @@ WITH cells AS (
     HAVING sum(c.n) > 0
 )
 SELECT key,
-       array_agg(round((delay_sum / n)::numeric, 6)::float8 ORDER BY bucket) AS delays,
-       array_agg(n::bigint ORDER BY bucket) AS counts
+       array_agg(bucket ORDER BY bucket) AS buckets,
+       array_agg(n::bigint ORDER BY bucket) AS counts,
+       array_agg(delay_sum ORDER BY bucket) AS sums,
+       array_agg(round((delay_sum / n)::numeric, 6)::float8 ORDER BY bucket) AS means
 FROM histogram
 GROUP BY key;
+
+-- name: rollup_year_delays
+-- The fiscal year $2's folded histograms of objective $1: of all agencies together ($3 true), or each agency's.
+SELECT y.agency_code, a.sector, y.buckets, y.counts, y.sums, y.means
+FROM sla_delay_year y
+LEFT JOIN agencies a ON a.code = y.agency_code
+WHERE y.objective = $1 AND y.fiscal_year = $2 AND (y.agency_code = '') = $3;
+
+-- name: rollup_delta_delays
+-- The delays of objective $1 not yet folded, for the local days [$2, $3), by agency and bucket.
+SELECT d.agency_code, a.sector, d.bucket, sum(d.n)::bigint AS n, sum(d.delay_sum) AS delay_sum
+FROM sla_rollup_delta d
+JOIN agencies a ON a.code = d.agency_code
+WHERE d.objective = $1 AND d.day >= $2 AND d.day < $3 AND d.bucket >= 0
+GROUP BY 1, 2, 3
+HAVING sum(d.n) <> 0;
 
 -- name: rollup_running
 -- Running clocks of objective $3 that started in [$1, $2) (timestamps), by key and state at $9, through
@@ -107,26 +126,37 @@ WHERE c.objective = $3
 GROUP BY 1, 2;
 
 -- name: rollup_window_counts
--- Rolled-up facts of the objectives $3 (and of the incidents themselves) for the local months [$1, $2), by
--- objective, month, agency and severity, for the metrics' windows.
+-- Rolled-up facts of the objectives $4 (and of the incidents themselves) in the metrics' windows, by window,
+-- objective, agency and severity: the fiscal year $1 from its year rows, the local month [$2, $3) from its month
+-- rows, and the deltas not yet folded in either.
 WITH cells AS (
-    SELECT objective, month, agency_code, severity, detected, detected_excluded, started, started_excluded, excluded,
-           met, breached
-    FROM sla_rollup_month
-    WHERE (objective = '' OR objective = ANY($3::text[])) AND month >= $1 AND month < $2
+    SELECT 'fiscal_year' AS window, objective, agency_code, severity, detected, detected_excluded, started,
+           started_excluded, excluded, met, breached
+    FROM sla_rollup_year
+    WHERE (objective = '' OR objective = ANY($4::text[])) AND fiscal_year = $1
     UNION ALL
-    SELECT objective, date_trunc('month', day)::date, agency_code, severity,
-           CASE state WHEN 'detected' THEN n ELSE 0 END,
-           CASE state WHEN 'detected_excluded' THEN n ELSE 0 END,
-           CASE state WHEN 'started' THEN n ELSE 0 END,
-           CASE state WHEN 'started_excluded' THEN n ELSE 0 END,
-           CASE state WHEN 'excluded' THEN n ELSE 0 END,
-           CASE state WHEN 'met' THEN n ELSE 0 END,
-           CASE state WHEN 'breached' THEN n ELSE 0 END
-    FROM sla_rollup_delta
-    WHERE (objective = '' OR objective = ANY($3::text[])) AND day >= $1 AND day < $2
+    SELECT 'month', objective, agency_code, severity, detected, detected_excluded, started, started_excluded,
+           excluded, met, breached
+    FROM sla_rollup_month
+    WHERE (objective = '' OR objective = ANY($4::text[])) AND month = $2
+    UNION ALL
+    SELECT w.window, d.objective, d.agency_code, d.severity,
+           CASE d.state WHEN 'detected' THEN d.n ELSE 0 END,
+           CASE d.state WHEN 'detected_excluded' THEN d.n ELSE 0 END,
+           CASE d.state WHEN 'started' THEN d.n ELSE 0 END,
+           CASE d.state WHEN 'started_excluded' THEN d.n ELSE 0 END,
+           CASE d.state WHEN 'excluded' THEN d.n ELSE 0 END,
+           CASE d.state WHEN 'met' THEN d.n ELSE 0 END,
+           CASE d.state WHEN 'breached' THEN d.n ELSE 0 END
+    FROM sla_rollup_delta d
+    CROSS JOIN LATERAL (
+        SELECT 'fiscal_year' AS window WHERE certmon_fiscal_year(d.day) = $1
+        UNION ALL
+        SELECT 'month' WHERE d.day >= $2 AND d.day < $3
+    ) AS w
+    WHERE d.objective = '' OR d.objective = ANY($4::text[])
 )
-SELECT c.objective, c.month, c.agency_code AS agency, a.sector, c.severity,
+SELECT c.window, c.objective, c.agency_code AS agency, a.sector, c.severity,
        sum(c.detected)::bigint AS detected,
        sum(c.detected_excluded)::bigint AS detected_excluded,
        sum(c.started)::bigint AS started,
