@@ -285,3 +285,22 @@ async def test_the_database_buckets_delays_on_the_fine_and_the_metrics_bounds(co
         if r["d"] >= 0.001:  # within the bucket's edges
             low = 0.001 * 1.01 ** (r["b"] - 2)
             assert low * (1 - 1e-12) <= r["d"] < low * 1.01 * (1 + 1e-12)
+
+
+async def test_start_up_rebuilds_the_rollups_when_local_days_moved(conn: asyncpg.Connection, policy: Policy) -> None:
+    """Rollups counted in another timezone (an earlier policy's) are rebuilt in the policy's own, once."""
+    q = Queries.load()
+    await _agencies(conn)
+    await conn.execute("UPDATE sla_rollup_settings SET timezone = 'UTC'")
+    await conn.execute(q["rollup_rebuild"])
+    rng = random.Random(13)
+    for n in range(60):
+        await _create(conn, q, policy, rng, n)
+    # 2021-10-01 00:30 in Bangkok is still September in UTC: the two counts of October differ.
+    october = month_period(2021, 10, BKK)
+    now = START + timedelta(days=100)
+    assert await rollups.follow_timezone(conn, q, policy)
+    assert not await rollups.follow_timezone(conn, q, policy)
+    rolled = await compliance.report(conn, q, policy, october, now, group_by="agency")
+    scanned = await compliance.report(conn, q, policy, october, now, group_by="agency", exact=True)
+    _compare(rolled, scanned, "after the rebuild")
