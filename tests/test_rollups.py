@@ -297,6 +297,15 @@ async def test_start_up_rebuilds_the_rollups_when_local_days_moved(conn: asyncpg
     for n in range(60):
         await _create(conn, q, policy, rng, n)
     # 2021-10-01 00:30 in Bangkok is still September in UTC: the two counts of October differ.
+    fields = {
+        "agency": "MOF",
+        "title": "just after midnight",
+        "severity": "high",
+        "category": "intrusions/application-compromise",
+        "detected_at": datetime(2021, 10, 1, 0, 30, tzinfo=BKK),
+        "notified_at": datetime(2021, 10, 1, 0, 50, tzinfo=BKK),
+    }
+    await incidents.create(conn, q, policy, IncidentIn.model_validate(fields), "test")
     october = month_period(2021, 10, BKK)
     now = START + timedelta(days=100)
     assert await rollups.follow_timezone(conn, q, policy)
