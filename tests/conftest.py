@@ -6,6 +6,7 @@ and the application under test can use a real pool with many connections.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -70,9 +71,9 @@ async def template_database(server_url: str) -> AsyncIterator[str]:
         await admin.close()
 
 
-@pytest.fixture
-async def database_url(server_url: str, template_database: str) -> AsyncIterator[str]:
-    """A freshly migrated database of this test's own."""
+@contextlib.asynccontextmanager
+async def migrated_database(server_url: str, template_database: str) -> AsyncIterator[str]:
+    """A freshly migrated database, dropped afterwards."""
     name = f"certmon_t_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(server_url)
     try:
@@ -81,6 +82,13 @@ async def database_url(server_url: str, template_database: str) -> AsyncIterator
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+@pytest.fixture
+async def database_url(server_url: str, template_database: str) -> AsyncIterator[str]:
+    """A freshly migrated database of this test's own."""
+    async with migrated_database(server_url, template_database) as url:
+        yield url
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ import os
 import re
 import subprocess
 import sys
-import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -34,7 +33,7 @@ from certmon.store.tokens import create_token
 from certmon.web import appkeys
 from certmon.web.console.messages import text
 from certmon.wiring import build_app
-from tests.conftest import REPO, Api, with_database
+from tests.conftest import REPO, Api, migrated_database
 from tests.console import visitor
 
 NOW = datetime(2024, 4, 15, 5, 0, tzinfo=UTC)  # March 2024 is over and can be exported
@@ -97,14 +96,8 @@ async def bulk(api: Api) -> None:
 @pytest.fixture
 async def other_database_url(server_url: str, template_database: str) -> AsyncIterator[str]:
     """A second freshly migrated database, for the figures the new policy gives from the start."""
-    name = f"certmon_t_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
-        yield with_database(server_url, name)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+    async with migrated_database(server_url, template_database) as url:
+        yield url
 
 
 @pytest.fixture
