@@ -8,6 +8,7 @@ from typing import Any
 
 import asyncpg
 
+from certmon.core.audit import Actor
 from certmon.core.clocks import Clocks
 from certmon.core.policy import load_policy
 from certmon.store import db
@@ -35,6 +36,42 @@ async def test_a_filter_query_switches_its_connection_until_release(database_url
         # The only connection of the pool, handed out again after the pool's reset.
         async with db.connection(pool) as conn:
             assert await conn.fetchval("SHOW plan_cache_mode") == "auto"
+    finally:
+        await pool.close()
+
+
+async def test_what_one_user_leaves_on_a_pooled_connection_the_next_does_not_inherit(database_url: str) -> None:
+    """The pool skips its reset for a clean connection: the actor, plans and locks still never leak."""
+    pool = await db.create_pool(database_url, min_size=1, max_size=1)
+    writes = "INSERT INTO agencies (code, name, sector) VALUES ($1, $1, 'government')"
+    try:
+        async with db.connection(pool, actor=Actor("token:sensor", "analyst")) as conn:
+            await conn.execute(writes, "A1")
+        async with db.connection(pool, actor=Actor("token:sensor", "analyst")) as conn:
+            await conn.execute(writes, "A2")
+        async with db.connection(pool) as conn:
+            await conn.execute(writes, "A3")
+            # A session lock, as the exports take: the connection must give it back when it is released.
+            assert await conn.fetchval("SELECT pg_try_advisory_lock(42)")
+        other = await asyncpg.connect(database_url)
+        try:
+            assert await other.fetchval("SELECT pg_try_advisory_lock(42)"), "the lock outlived its user"
+        finally:
+            await other.close()
+        async with db.connection(pool, actor=Actor("console:lead", "admin")) as conn:
+            await conn.execute(writes, "A4")
+            await conn.fetch(db.Queries.load()["agency_list"], "A4")
+        async with db.connection(pool) as conn:
+            assert await conn.fetchval("SHOW plan_cache_mode") == "auto"
+            actors = await conn.fetch(
+                "SELECT actor, actor_role FROM audit_entries WHERE table_name = 'agencies' ORDER BY id"
+            )
+            assert [(r["actor"], r["actor_role"]) for r in actors] == [
+                ("token:sensor", "analyst"),
+                ("token:sensor", "analyst"),
+                (f"db:{await conn.fetchval('SELECT session_user')}", None),
+                ("console:lead", "admin"),
+            ]
     finally:
         await pool.close()
 

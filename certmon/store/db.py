@@ -77,21 +77,62 @@ class Queries:
         return name in self._blocks
 
 
+# A session-level advisory lock (pg_advisory_lock, pg_try_advisory_lock), not a transaction's: the pool's reset
+# must release it.
+_SESSION_LOCK = "advisory_lock("
+
+# Who writes through a connection acquired without an actor: nobody, so the audit names the database user.
+NOBODY = Actor("", None)
+
+
 class PlanningConnection(asyncpg.Connection):
-    """A connection on which the queries with optional filters are planned for their parameters.
+    """A pooled connection that plans the queries with optional filters for their parameters, and that keeps its
+    session as it is between two users unless one of them changed it.
 
     Every other statement keeps the plan PostgreSQL caches for it (``plan_cache_mode`` auto): re-planning the fixed
     statements of the write path on each call costs about a third of the database's CPU per incident POST. A filter
-    query switches its session to per-call plans first; the pool's reset on release (RESET ALL) switches it back.
+    query switches its session to per-call plans first.
+
+    The pool's reset on release (RESET ALL and the rest) is a round trip of its own, as long as the single write it
+    follows. It runs only when a user left something the next one would inherit: per-call plans, a session advisory
+    lock or an open transaction. The actor is named on every acquire (``connection``), and only when it differs
+    from the one the session holds already.
     """
 
     per_call: frozenset[str] = frozenset()
+    _dirty = False
+    _actor: Actor | None = None
+
+    def _using(self, query: str) -> bool:
+        """Marks the session dirty for what the query leaves behind; True if it must be planned per call first."""
+        if query in self.per_call:
+            self._dirty = True
+            return True
+        if _SESSION_LOCK in query:
+            self._dirty = True
+        return False
 
     async def _planned(self, query: str) -> None:
-        if query in self.per_call:
+        if self._using(query):
             await super().execute("SET plan_cache_mode = force_custom_plan")
 
+    async def act_as(self, actor: Actor) -> None:
+        """Name who writes next for the session, unless the session names them already."""
+        if actor != self._actor:
+            await set_actor(self, actor)
+            self._actor = actor
+
+    async def reset(self, *, timeout: float | None = None) -> None:
+        if self._dirty or self.is_in_transaction():
+            self._dirty = False
+            self._actor = None  # RESET ALL forgets it
+            await super().reset(timeout=timeout)
+
     # One signature each, not asyncpg's overloads: certmon passes no record_class.
+    async def execute(self, query: str, *args: object, timeout: float | None = None) -> str:
+        self._using(query)  # a statement without parameters may not be prepared: it keeps the session's plan mode
+        return await super().execute(query, *args, timeout=timeout)
+
     async def fetch(  # type: ignore[override]
         self, query: str, *args: object, timeout: float | None = None
     ) -> list[asyncpg.Record]:
@@ -158,7 +199,7 @@ async def set_actor(
 ) -> None:
     """Name who writes next on this connection; the audit triggers record it with every write.
 
-    Set for the session, it lasts until the pool hands the connection back (asyncpg's reset runs RESET ALL);
+    Set for the session, it lasts until another actor is named or the pool resets the connection;
     ``local`` sets it for the current transaction only.
     """
     await conn.execute(
@@ -174,13 +215,11 @@ async def connection(pool: asyncpg.Pool, timeout: float = 5.0, actor: Actor | No
     """Acquire a connection that writes as ``actor`` (or as RUNNING_AS says); an outage becomes
     ``DatabaseUnavailable`` so the caller answers 503."""
     try:
-        conn = await pool.acquire(timeout=timeout)
+        conn: Any = await pool.acquire(timeout=timeout)  # a proxy of create_pool's PlanningConnection
     except CONNECT_ERRORS as exc:
         raise DatabaseUnavailable(f"database unavailable: {type(exc).__name__}") from exc
     try:
-        who = actor or RUNNING_AS.get()
-        if who is not None:
-            await set_actor(conn, who)
+        await conn.act_as(actor or RUNNING_AS.get() or NOBODY)
         yield conn
     except OUTAGE_ERRORS as exc:
         raise DatabaseUnavailable(f"database unavailable: {type(exc).__name__}") from exc
