@@ -215,7 +215,9 @@ async def connection(pool: asyncpg.Pool, timeout: float = 5.0, actor: Actor | No
     """Acquire a connection that writes as ``actor`` (or as RUNNING_AS says); an outage becomes
     ``DatabaseUnavailable`` so the caller answers 503."""
     try:
-        conn: Any = await pool.acquire(timeout=timeout)  # a proxy of create_pool's PlanningConnection
+        # asyncio.timeout, not acquire(timeout=): asyncpg's own wraps every acquire in a task of its own.
+        async with asyncio.timeout(timeout):
+            conn: Any = await pool.acquire()  # a proxy of create_pool's PlanningConnection
     except CONNECT_ERRORS as exc:
         raise DatabaseUnavailable(f"database unavailable: {type(exc).__name__}") from exc
     try:

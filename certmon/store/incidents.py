@@ -337,6 +337,14 @@ def to_json(
 ) -> dict[str, Any]:
     """An incident as the API shows it: the KPI's clock as ``sla``, and with ``clocks`` every objective's."""
     tz = policy.tz
+    # The same few instants recur across the milestones and the clocks: each is converted once.
+    shown: dict[datetime | None, str | None] = {None: None}
+
+    def iso(value: datetime | None) -> str | None:
+        if value not in shown:
+            shown[value] = _iso(tz, value)
+        return shown[value]
+
     calendars = Clocks.of(policy)
     clock = Clock(row["clock_start"], row["at_risk_at"], row["due_at"], row["stopped_at"], row["delay_seconds"])
     calendar = calendars.calendar(row["severity"])
@@ -354,15 +362,15 @@ def to_json(
         "description": row["description"],
         "source": row["source"],
         "external_id": row["external_id"],
-        **{f"{name}_at": _iso(tz, row[f"{name}_at"]) for name in ALL_MILESTONES},
+        **{f"{name}_at": iso(row[f"{name}_at"]) for name in ALL_MILESTONES},
         "excluded": row["excluded"],
         "exclusion_reason": row["exclusion_reason"],
         "created_by": row["created_by"],
-        "created_at": _iso(tz, row["created_at"]),
+        "created_at": iso(row["created_at"]),
         "sla": {
-            "clock_start": _iso(tz, clock.start),
-            "due_at": _iso(tz, clock.due_at),
-            "stopped_at": _iso(tz, clock.stopped_at),
+            "clock_start": iso(clock.start),
+            "due_at": iso(clock.due_at),
+            "stopped_at": iso(clock.stopped_at),
             "elapsed_seconds": None if calendar is None else elapsed_seconds(clock, now, calendar),
             "state": state_at(clock, now, row["excluded"]),
         },
@@ -374,9 +382,9 @@ def to_json(
         each_calendar = calendars.calendar(row["severity"], objective)
         out["objectives"][objective] = {
             "state": state_at(each, now, row["excluded"]),
-            "clock_start": _iso(tz, each.start),
-            "due_at": _iso(tz, each.due_at),
-            "stopped_at": _iso(tz, each.stopped_at),
+            "clock_start": iso(each.start),
+            "due_at": iso(each.due_at),
+            "stopped_at": iso(each.stopped_at),
             "delay_seconds": each.delay_seconds,
             "paused_seconds": each.paused_seconds
             if each_calendar is None
