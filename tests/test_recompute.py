@@ -25,7 +25,7 @@ import pytest
 
 from certmon.core.clocks import Clocks
 from certmon.core.policy import Policy, load_policy
-from certmon.core.recompute import Progress
+from certmon.core.recompute import Progress, recount_every
 from certmon.core.settings import Settings
 from certmon.jobs import monthly_exports
 from certmon.store import db
@@ -324,3 +324,9 @@ async def test_certmon_recompute_brings_every_clock_in_line_in_the_foreground(
         await conn.close()
     assert stale == 0
     assert [r["actor"] for r in actors] == [f"cli:{getpass.getuser()}"]
+
+
+def test_a_slow_recount_is_repeated_less_often() -> None:
+    """Counting millions of stale incidents takes seconds: it stays a twentieth of the recompute's time at most."""
+    assert recount_every(0.01) == 10.0
+    assert recount_every(3.0) == 60.0

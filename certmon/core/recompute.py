@@ -16,6 +16,10 @@ from certmon.core.audit import Actor
 ACTOR = Actor("system:recompute", "system")  # who the background recompute writes as
 RETRY_AFTER_SECONDS = 30  # told to an export refused meanwhile; a batch of 1,000 takes about a second
 PROGRESS_SECONDS = 10.0  # at most one progress line this often
+# A recount reads the index entry of every stale incident: seconds, at millions. It is repeated no sooner than this
+# many times what the last one took, so that it stays a small share of the recompute; the batches' own counts tell
+# the progress meanwhile.
+RECOUNT_FACTOR = 20.0
 PASS_PAUSE_SECONDS = 1.0  # before another pass over rows that another writer held during the last one
 FAILURE_PAUSE_SECONDS = 5.0  # before trying again after the database failed under the recompute
 
@@ -36,6 +40,11 @@ class RecomputeStatus:
 
     def batch_done(self, count: int) -> None:
         self.remaining = max(0, self.remaining - count)
+
+
+def recount_every(count_seconds: float) -> float:
+    """Seconds between two recounts of the stale incidents, from what the last one took."""
+    return max(PROGRESS_SECONDS, RECOUNT_FACTOR * count_seconds)
 
 
 @dataclass(slots=True)

@@ -24,6 +24,7 @@ from certmon.core.recompute import (
     PASS_PAUSE_SECONDS,
     Progress,
     RecomputeStatus,
+    recount_every,
 )
 from certmon.store import incidents
 from certmon.store.db import Queries
@@ -54,6 +55,7 @@ class Recompute:
         self.pass_pause = pass_pause
         self.monotonic = monotonic
         self.status = RecomputeStatus()
+        self.count_seconds = 0.0  # what the last count took
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -62,8 +64,10 @@ class Recompute:
 
     async def count(self) -> int:
         """Count the stale incidents into the status: an index probe when there are none."""
+        started = self.monotonic()
         async with self.connect() as conn:
             self.status.remaining = await incidents.stale_count(conn, self.q, self.fingerprint)
+        self.count_seconds = self.monotonic() - started
         return self.status.remaining
 
     async def run(self) -> int:
@@ -73,6 +77,7 @@ class Recompute:
             return 0
         log.info("clock recompute started", incidents=self.status.remaining, batch=self.batch)
         progress = Progress(started)
+        recount = Progress(started, recount_every(self.count_seconds))
         done, cursor = 0, incidents.FIRST_STALE
         while True:
             async with self.connect() as conn:
@@ -88,7 +93,9 @@ class Recompute:
                 after = incidents.FIRST_STALE
             cursor = after
             if progress.due(self.monotonic()):
-                await self.count()  # what the other replicas did counts too
+                if recount.due(self.monotonic()):
+                    await self.count()  # what the other replicas did counts too
+                    recount.every = recount_every(self.count_seconds)
                 log.info("clock recompute progress", done=done, remaining=self.status.remaining)
         seconds = round(self.monotonic() - started, 1)
         log.info("clock recompute finished", incidents=done, seconds=seconds)
