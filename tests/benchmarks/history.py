@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import re
 import statistics
 import sys
@@ -36,7 +35,7 @@ from typing import Any
 
 import aiohttp
 import asyncpg
-from scratch import free_port, scratch_database
+from scratch import free_port, scratch_database, serve_environment
 
 from certmon import wiring
 from certmon.cli import logs
@@ -164,17 +163,8 @@ async def prepare(conn: asyncpg.Connection) -> str:
 
 
 def environment(url: str, port: int, policy: Path | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CERTMON_")}
-    env |= {
-        "CERTMON_DATABASE_URL": url,
-        "CERTMON_PORT": str(port),
-        "CERTMON_SCHEDULER": "off",
-        "CERTMON_METRICS_PUBLIC": "true",
-        "CERTMON_LOG_LEVEL": "warning",
-    }
-    if policy is not None:
-        env["CERTMON_POLICY"] = str(policy)
-    return env
+    changed = {} if policy is None else {"POLICY": str(policy)}
+    return serve_environment(url, port, LOG_LEVEL="warning", **changed)
 
 
 async def ready(session: aiohttp.ClientSession, base: str, process: asyncio.subprocess.Process) -> float:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import re
 import sys
 import tempfile
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import aiohttp
 import asyncpg
-from scratch import free_port, scratch_database
+from scratch import free_port, scratch_database, serve_environment
 
 from certmon.cli import logs
 from certmon.core.clocks import Clocks
@@ -75,15 +74,7 @@ async def wait_for(session: aiohttp.ClientSession, url: str, check: re.Pattern[s
 
 async def serve(url: str, port: int, log: Path) -> tuple[asyncio.subprocess.Process, float, float]:
     """A certmon serve process logging to log; seconds to /readyz and until the gauge reads 0, from the spawn."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CERTMON_")}
-    env |= {
-        "CERTMON_DATABASE_URL": url,
-        "CERTMON_PORT": str(port),
-        "CERTMON_SCHEDULER": "off",
-        "CERTMON_METRICS_PUBLIC": "true",
-        "CERTMON_PARSE_WORKERS": "0",
-        "CERTMON_LOG_FORMAT": "json",
-    }
+    env = serve_environment(url, port, PARSE_WORKERS="0", LOG_FORMAT="json")
     with log.open("wb") as written:
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "certmon", "serve", env=env, stderr=written

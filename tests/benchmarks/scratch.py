@@ -51,6 +51,19 @@ async def scratch_database(server: str | None = None) -> AsyncIterator[str]:
             await admin.close()
 
 
+def serve_environment(url: str, port: int, **settings: str) -> dict[str, str]:
+    """The environment of a ``certmon serve`` on ``url`` and ``port`` with its jobs off and /metrics open, none of
+    the caller's CERTMON_ settings, and ``settings`` (names without the prefix) on top."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CERTMON_")}
+    env |= {
+        "CERTMON_DATABASE_URL": url,
+        "CERTMON_PORT": str(port),
+        "CERTMON_SCHEDULER": "off",
+        "CERTMON_METRICS_PUBLIC": "true",
+    }
+    return env | {f"CERTMON_{name}": value for name, value in settings.items()}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
