@@ -130,7 +130,7 @@ class PlanningConnection(asyncpg.Connection):
 
     # One signature each, not asyncpg's overloads: certmon passes no record_class.
     async def execute(self, query: str, *args: object, timeout: float | None = None) -> str:
-        self._using(query)  # a statement without parameters may not be prepared: it keeps the session's plan mode
+        self._using(query)  # for a session lock; the queries planned per call are all fetched, none executed
         return await super().execute(query, *args, timeout=timeout)
 
     async def fetch(  # type: ignore[override]

@@ -31,7 +31,7 @@ import asyncpg
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from scratch import free_port, scratch_database  # noqa: E402
+from scratch import free_port, scratch_database, until_ready  # noqa: E402
 
 from certmon.core.policy import Policy  # noqa: E402
 from certmon.store import bulk, db, migrations, tokens  # noqa: E402
@@ -91,21 +91,6 @@ async def seed(url: str, count: int) -> str:
     finally:
         await conn.close()
         await lookup.close()
-
-
-async def wait_ready(session: aiohttp.ClientSession, base: str, service: asyncio.subprocess.Process) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if service.returncode is not None:
-            raise SystemExit(f"certmon serve exited with {service.returncode}")
-        try:
-            async with session.get(f"{base}/readyz") as response:
-                if response.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
-        await asyncio.sleep(0.2)
-    raise SystemExit("certmon serve did not become ready within 120 s")
 
 
 async def wait_catch_up(log_path: Path) -> None:
@@ -184,7 +169,7 @@ async def measure(url: str, count: int, baseline_seconds: float) -> None:
         timeout = aiohttp.ClientTimeout(total=3600)
         try:
             async with aiohttp.ClientSession(timeout=timeout) as session:
-                await wait_ready(session, base, service)
+                await until_ready(session, base, service)
                 await wait_catch_up(log_path)
                 slow_idle: list[tuple[float, float]] = []
                 slow_idle_start = time.time()

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
 import statistics
 import sys
 import tempfile
@@ -35,7 +34,7 @@ from typing import Any
 
 import aiohttp
 import asyncpg
-from scratch import free_port, scratch_database, serve_environment
+from scratch import RECOMPUTE_REMAINING, free_port, scratch_database, serve_environment, until_ready
 
 from certmon import wiring
 from certmon.cli import logs
@@ -54,7 +53,6 @@ FY_START = datetime.fromisoformat("2025-09-30T17:00:00+00:00")
 FY_END = datetime.fromisoformat("2026-09-30T17:00:00+00:00")
 # Every 20,000th incident is never notified: its clocks stay open, as a desk's few overdue ones do.
 OPEN_EVERY = 20_000
-GAUGE = re.compile(r"^certmon_recompute_remaining (\S+)$", re.MULTILINE)
 RATE_SECONDS = 30
 
 # u(k): the k-th pseudo-random fraction in [0, 1) of incident n, the same whatever the size it is written at.
@@ -167,19 +165,6 @@ def environment(url: str, port: int, policy: Path | None = None) -> dict[str, st
     return serve_environment(url, port, LOG_LEVEL="warning", **changed)
 
 
-async def ready(session: aiohttp.ClientSession, base: str, process: asyncio.subprocess.Process) -> float:
-    started = time.perf_counter()
-    while process.returncode is None:
-        try:
-            async with session.get(f"{base}/readyz") as response:
-                if response.status == 200:
-                    return time.perf_counter() - started
-        except aiohttp.ClientError:
-            pass
-        await asyncio.sleep(0.02)
-    raise RuntimeError(f"certmon serve exited with {process.returncode}")
-
-
 async def report_by_agency(url: str, token: str, runs: int) -> tuple[list[float], dict[str, Any]]:
     port = free_port()
     process = await asyncio.create_subprocess_exec(sys.executable, "-m", "certmon", "serve", env=environment(url, port))
@@ -187,7 +172,7 @@ async def report_by_agency(url: str, token: str, runs: int) -> tuple[list[float]
     headers = {"Authorization": f"Bearer {token}"}
     try:
         async with aiohttp.ClientSession() as session:
-            await ready(session, base, process)
+            await until_ready(session, base, process)
             times, answer = [], {}
             for k in range(runs + 3):  # three to warm the connections and their plans
                 started = time.perf_counter()
@@ -265,7 +250,7 @@ async def policy_change(url: str) -> None:
         base = f"http://127.0.0.1:{port}"
         try:
             async with aiohttp.ClientSession() as session:
-                seconds = await ready(session, base, process)
+                seconds = await until_ready(session, base, process)
                 # The rate between two readings of the gauge, once the start-up's own count is behind.
                 await asyncio.sleep(10)
                 first, at = await remaining(session, base), time.perf_counter()
@@ -283,7 +268,7 @@ async def policy_change(url: str) -> None:
 
 async def remaining(session: aiohttp.ClientSession, base: str) -> float:
     async with session.get(f"{base}/metrics") as response:
-        found = GAUGE.search(await response.text())
+        found = RECOMPUTE_REMAINING.search(await response.text())
     if found is None:
         raise RuntimeError("/metrics has no certmon_recompute_remaining")
     return float(found.group(1))

@@ -21,14 +21,12 @@ from pathlib import Path
 
 import aiohttp
 import asyncpg
-from scratch import free_port, scratch_database, serve_environment
+from scratch import RECOMPUTE_REMAINING, free_port, scratch_database, serve_environment
 
 from certmon.cli import logs
 from certmon.core.clocks import Clocks
 from certmon.core.policy import load_policy
 from certmon.store import migrations
-
-GAUGE = re.compile(r"^certmon_recompute_remaining (\S+)$", re.MULTILINE)
 
 
 async def fill(url: str, total: int, stale: int) -> None:
@@ -82,7 +80,7 @@ async def serve(url: str, port: int, log: Path) -> tuple[asyncio.subprocess.Proc
     base = f"http://127.0.0.1:{port}"
     async with aiohttp.ClientSession() as session:
         ready = await wait_for(session, f"{base}/readyz")
-        done = ready + await wait_for(session, f"{base}/metrics", GAUGE)
+        done = ready + await wait_for(session, f"{base}/metrics", RECOMPUTE_REMAINING)
     return process, ready, done
 
 

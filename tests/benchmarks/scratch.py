@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import socket
 import tempfile
 import time
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import aiohttp
 import asyncpg
 
 from certmon.store import db
@@ -62,6 +64,28 @@ def serve_environment(url: str, port: int, **settings: str) -> dict[str, str]:
         "CERTMON_METRICS_PUBLIC": "true",
     }
     return env | {f"CERTMON_{name}": value for name, value in settings.items()}
+
+
+# The background recompute's progress on a certmon serve's /metrics.
+RECOMPUTE_REMAINING = re.compile(r"^certmon_recompute_remaining (\S+)$", re.MULTILINE)
+
+
+async def until_ready(
+    session: aiohttp.ClientSession, base: str, process: asyncio.subprocess.Process, limit: float = 120.0
+) -> float:
+    """Seconds until the certmon serve at ``base`` answers /readyz; an error if it exits or ``limit`` passes."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < limit:
+        if process.returncode is not None:
+            raise RuntimeError(f"certmon serve exited with {process.returncode}")
+        try:
+            async with session.get(f"{base}/readyz") as response:
+                if response.status == 200:
+                    return time.perf_counter() - started
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.02)
+    raise RuntimeError(f"certmon serve did not become ready within {limit:.0f} s")
 
 
 def free_port() -> int:
